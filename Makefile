@@ -1,0 +1,47 @@
+# The README's two commands: `make demo` and `make test`. Both set up .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Written after a successful install; re-install only when pyproject.toml changes.
+STAMP  := $(VENV)/.installed
+DATA   := training/server_metrics.parquet
+
+.PHONY: install demo test lint format bench clean
+
+install: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+		|| { echo "Python 3.10+ is required (found: $$($(PYTHON) --version))"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# torch first, pinned: an unpinned torch pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+$(DATA): | $(STAMP)
+	$(BIN)/python metrics_generator.py --servers 20 --days 30 --step 300 --seed 42 --out training/
+
+demo: $(STAMP) $(DATA)
+	$(BIN)/python generate_api_key.py
+	@echo "Training data: $(DATA) (see training/metrics_metadata.json for the incidents)."
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/pytest
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_generator.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info
