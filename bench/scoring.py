@@ -45,12 +45,14 @@ def dense_panel(frame: pd.DataFrame, step_seconds: int = 300) -> Panel:
     return Panel(servers, start, step_seconds, values)
 
 
-def origins(panel: Panel, first: int, every: int, encoder: int, horizon: int) -> np.ndarray:
-    """(server, t0) pairs with t0 >= first, a full observed encoder and room for the horizon."""
+def origins(panel: Panel, first, every: int, encoder: int, horizon: int) -> np.ndarray:
+    """(server, t0) pairs with t0 >= first (an int, or one per server), a full observed
+    encoder and room for the horizon."""
     pairs = []
     observed = ~np.isnan(panel.values[:, :, 0])
+    firsts = np.broadcast_to(np.asarray(first), (len(panel.servers),))
     for s in range(len(panel.servers)):
-        for t0 in range(max(first, encoder - 1), panel.values.shape[1] - horizon, every):
+        for t0 in range(max(int(firsts[s]), encoder - 1), panel.values.shape[1] - horizon, every):
             if observed[s, t0 - encoder + 1 : t0 + 1].all():
                 pairs.append((s, t0))
     return np.array(pairs, dtype=np.int64).reshape(-1, 2)
@@ -79,12 +81,13 @@ def last_value(panel: Panel, pairs: np.ndarray, horizon: int) -> np.ndarray:
     return np.repeat(last[:, None, :], horizon, axis=1)
 
 
-def mase_scale(panel: Panel, before: int) -> np.ndarray:
-    """[server, metric] in-sample MAE of seasonal naive on steps before `before`.
-
-    Zero (a constant series) becomes NaN, so constant columns are not scored.
+def mase_scale(panel: Panel, before) -> np.ndarray:
+    """[server, metric] in-sample MAE of seasonal naive on steps before `before` (an int,
+    or one per server). Zero (a constant series) becomes NaN, so it is not scored.
     """
-    history = panel.values[:, :before]
+    steps = np.arange(panel.values.shape[1])
+    limit = np.broadcast_to(np.asarray(before), (len(panel.servers),))[:, None]
+    history = np.where((steps < limit)[:, :, None], panel.values, np.nan)
     diffs = np.abs(history[:, SEASON:] - history[:, :-SEASON])
     scale = nanmean(diffs, axis=1)
     return np.where(scale > 1e-9, scale, np.nan)

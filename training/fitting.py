@@ -1,0 +1,117 @@
+"""The lightning part of training: loaders, early stopping with in-memory best weights."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping
+from pytorch_forecasting import TemporalFusionTransformer, TimeSeriesDataSet
+from torch.utils.data import DataLoader
+
+
+class BestState(Callback):
+    """Early-stopping companion: keeps a copy of the best weights in memory."""
+
+    def __init__(self) -> None:
+        self.best_loss, self.best_epoch = math.inf, -1
+        self.train_losses: list[float] = []
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        loss = trainer.callback_metrics.get("train_loss_epoch")
+        if loss is not None:
+            self.train_losses.append(float(loss))
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        loss = trainer.callback_metrics.get("val_loss")
+        if trainer.sanity_checking or loss is None or not float(loss) < self.best_loss:
+            return
+        self.best_loss, self.best_epoch = float(loss), trainer.current_epoch
+        self.state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+
+
+def collate_with_unknown_servers(batches: list, position: int, rate: float) -> tuple:
+    """Default collate, then hide the server id (-> unknown, 0) of a random share of
+    windows, so the 'unknown server' embedding is trained for servers never seen."""
+    x, y = TimeSeriesDataSet._collate_fn(batches)
+    hide = torch.rand(x["encoder_cat"].shape[0]) < rate
+    x["encoder_cat"][hide, :, position] = 0
+    x["decoder_cat"][hide, :, position] = 0
+    return x, y
+
+
+def make_loaders(
+    train: TimeSeriesDataSet,
+    val: TimeSeriesDataSet,
+    batch_size: int,
+    num_workers: int,
+    unknown_server_rate: float,
+) -> tuple[DataLoader, DataLoader]:
+    """Shuffled training loader (with unknown-server masking) and a validation loader."""
+    collate = partial(
+        collate_with_unknown_servers,
+        position=train.flat_categoricals.index("server_id"),
+        rate=unknown_server_rate,
+    )
+    extra = {"num_workers": num_workers, "persistent_workers": num_workers > 0}
+    return (
+        train.to_dataloader(train=True, batch_size=batch_size, collate_fn=collate, **extra),
+        val.to_dataloader(train=False, batch_size=batch_size, **extra),
+    )
+
+
+@contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Silence two upstream warnings during fit: lightning's worker-count advice (workers
+    come from the profile) and torch 2.13's LeafSpec deprecation inside lightning 2.6.
+    Also restores torch's global deterministic-algorithms flag, which
+    Trainer(deterministic=True) sets for the whole process."""
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+        warnings.filterwarnings(
+            "ignore",
+            message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+            category=FutureWarning,
+        )
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(deterministic)
+
+
+def fit(
+    model: TemporalFusionTransformer,
+    loaders: tuple[DataLoader, DataLoader],
+    trainer_kwargs: dict[str, Any],
+    patience: int,
+) -> dict[str, Any]:
+    """Train with early stopping on val_loss; leaves the best weights in ``model``."""
+    best = BestState()
+    with quiet_lightning():
+        trainer = pl.Trainer(
+            callbacks=[EarlyStopping(monitor="val_loss", patience=patience), best],
+            log_every_n_steps=min(50, max(1, len(loaders[0]))),
+            enable_checkpointing=False,
+            logger=False,
+            num_sanity_val_steps=0,
+            devices=1,
+            **trainer_kwargs,
+        )
+        trainer.fit(model, train_dataloaders=loaders[0], val_dataloaders=loaders[1])
+    if best.state is not None:
+        model.load_state_dict(best.state)
+    model.eval()
+    return {
+        "best_loss": best.best_loss,
+        "best_epoch": best.best_epoch,
+        "train_losses": best.train_losses,
+        "epochs_run": trainer.current_epoch,
+    }
