@@ -47,12 +47,13 @@ def dense_panel(frame: pd.DataFrame, step_seconds: int = 300) -> Panel:
 
 def origins(panel: Panel, first, every: int, encoder: int, horizon: int) -> np.ndarray:
     """(server, t0) pairs with t0 >= first (an int, or one per server), a full observed
-    encoder and room for the horizon."""
+    encoder, and the horizon inside the server's own series."""
     pairs = []
     observed = ~np.isnan(panel.values[:, :, 0])
     firsts = np.broadcast_to(np.asarray(first), (len(panel.servers),))
     for s in range(len(panel.servers)):
-        for t0 in range(max(int(firsts[s]), encoder - 1), panel.values.shape[1] - horizon, every):
+        last = np.flatnonzero(observed[s])[-1]  # a server's series ends with its last row
+        for t0 in range(max(int(firsts[s]), encoder - 1), last - horizon + 1, every):
             if observed[s, t0 - encoder + 1 : t0 + 1].all():
                 pairs.append((s, t0))
     return np.array(pairs, dtype=np.int64).reshape(-1, 2)
