@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +23,7 @@ from pytorch_forecasting.metrics import MultiLoss, QuantileLoss
 import data_contract as dc
 from training import dataset as ds
 from training import load_artifact as package_load_artifact
+from training import splits
 from training.artifact import (
     ARTIFACT_FILES,
     ArtifactError,
@@ -40,7 +41,7 @@ from training.normalizers import MetricNormalizer
 def make_artifact(frame: pd.DataFrame, out_dir: Path) -> tuple[Path, torch.nn.Module, dict]:
     """An untrained (randomly perturbed) tiny model saved as a real artifact."""
     prepared = ds.prepare_frame(frame)
-    train_set, val_set = ds.build_datasets(prepared, ds.dataset_parameters(24, 6), 0.2)
+    train_set, val_set = splits.build_datasets(prepared, ds.dataset_parameters(24, 6), 0.2)
     model = build_model(train_set, hidden_size=8, hidden_continuous_size=4).eval()
     with torch.no_grad():
         for parameter in model.parameters():
@@ -54,6 +55,15 @@ def make_artifact(frame: pd.DataFrame, out_dir: Path) -> tuple[Path, torch.nn.Mo
 
 
 _BASE: dict[str, tuple] = {}
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny models: one torch thread is fastest, and immune to a busy second core."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

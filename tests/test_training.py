@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,15 +13,25 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.utils.deterministic
 from pytorch_forecasting import TimeSeriesDataSet
 
 import data_contract as dc
 from training import dataset as ds
+from training import splits
 from training.artifact import ARTIFACT_FILES, load_artifact
-from training.fitting import BestState, collate_with_unknown_servers
+from training.batches import (
+    EpochBatches,
+    WindowDataset,
+    group_codes,
+    window_arrays,
+)
+from training.fitting import BestState, collate_with_unknown_servers, make_window_loaders
 from training.inputs import build_inputs
+from training.metadata import build_config
 from training.model import build_model
 from training.normalizers import MetricNormalizer
+from training.settings import Hardware, run_settings
 from training.tft_trainer import TrainConfig, detect_hardware, main, train
 
 TINY = dict(
@@ -41,6 +52,15 @@ TINY_ARGS = [
     "--limit-val-batches", "1", "--no-progress-bar",
 ]  # fmt: skip
 _TRAINED: dict[str, Path] = {}
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny models: one torch thread is fastest, and immune to a busy second core."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture
@@ -106,8 +126,8 @@ def test_unaligned_duplicate_and_naive_timestamps(small_fleet: pd.DataFrame) -> 
 def test_real_lengths_dataset_and_forward(small_fleet: pd.DataFrame) -> None:
     prepared = ds.prepare_frame(small_fleet)
     params = ds.dataset_parameters()  # 288 / 96
-    train_set, val_set = ds.build_datasets(prepared, params, val_fraction=0.2)
-    cutoff = ds.split_index(prepared, 0.2, ds.HORIZON)
+    train_set, val_set = splits.build_datasets(prepared, params, val_fraction=0.2)
+    cutoff = splits.split_index(prepared, 0.2, ds.HORIZON)
     assert val_set.min_prediction_idx == cutoff + 1
     x, y = next(iter(train_set.to_dataloader(train=False, batch_size=4)))
     assert x["encoder_cont"].shape == (4, 288, len(train_set.reals))
@@ -120,11 +140,16 @@ def test_real_lengths_dataset_and_forward(small_fleet: pd.DataFrame) -> None:
     with torch.no_grad():
         prediction = model(x)["prediction"]
     assert len(prediction) == 14 and all(p.shape == (4, 96, 3) for p in prediction)
+    config = build_config(model, train_set, "UTC", ds.STEP_SECONDS)
+    train_part = splits.split_frames(prepared, params, 0.2)[0]
+    windows = WindowDataset(window_arrays(train_part, config, group_codes(train_set)), config)
+    fast = windows[np.arange(4)]
+    _assert_same(fast, next(iter(train_set.to_dataloader(train=False, batch_size=4))))
 
 
 def test_encoders_know_all_states_and_map_unseen_servers(small_fleet) -> None:
     prepared = ds.prepare_frame(small_fleet)
-    train_set, _ = ds.build_datasets(prepared, ds.dataset_parameters(24, 6), 0.2)
+    train_set, _ = splits.build_datasets(prepared, ds.dataset_parameters(24, 6), 0.2)
     states = train_set._categorical_encoders["state"]
     assert set(states.classes_) == {"nan", *dc.VALID_STATES}
     new = prepared[prepared.server_name == "ppgen000"].assign(
@@ -159,7 +184,7 @@ def test_loss_weights_average_one_and_favour_small_scales(small_fleet) -> None:
 
 def test_unknown_server_masking(small_fleet) -> None:
     prepared = ds.prepare_frame(small_fleet)
-    train_set, _ = ds.build_datasets(prepared, ds.dataset_parameters(24, 6), 0.2)
+    train_set, _ = splits.build_datasets(prepared, ds.dataset_parameters(24, 6), 0.2)
     items = [train_set[i] for i in range(8)]
     position = train_set.flat_categoricals.index("server_id")
     hidden, _ = collate_with_unknown_servers(items, position, rate=1.0)
@@ -167,6 +192,124 @@ def test_unknown_server_masking(small_fleet) -> None:
     assert (hidden["encoder_cat"][..., position] == 0).all()
     assert (hidden["decoder_cat"][..., position] == 0).all()
     assert (kept["encoder_cat"][..., position] > 0).all()
+    model = build_model(train_set, hidden_size=8, hidden_continuous_size=4)
+    config = build_config(model, train_set, "UTC", ds.STEP_SECONDS)
+    arrays = window_arrays(prepared, config, group_codes(train_set))
+    hidden, _ = WindowDataset(arrays, config, hide_server_rate=1.0)[np.arange(8)]
+    kept, _ = WindowDataset(arrays, config, hide_server_rate=0.0)[np.arange(8)]
+    assert (hidden["encoder_cat"][..., position] == 0).all()
+    assert (hidden["decoder_cat"][..., position] == 0).all()
+    assert (kept["encoder_cat"][..., position] > 0).all()
+
+
+# --- fast batches --------------------------------------------------------------------
+
+
+def _assert_same(fast: object, library: object, path: str = "batch") -> None:
+    """Same structure, and tensors with the same dtype, shape and values."""
+    if isinstance(library, dict):
+        assert isinstance(fast, dict) and fast.keys() == library.keys(), path
+        for key in library:
+            _assert_same(fast[key], library[key], f"{path}.{key}")
+    elif isinstance(library, list | tuple):
+        assert isinstance(fast, list | tuple) and len(fast) == len(library), path
+        for i, (a, b) in enumerate(zip(fast, library, strict=True)):
+            _assert_same(a, b, f"{path}[{i}]")
+    elif library is None:
+        assert fast is None, path
+    else:
+        assert (fast.dtype, fast.shape) == (library.dtype, library.shape), path
+        assert torch.equal(fast, library), path
+
+
+def _gap_and_unseen_server(frame: pd.DataFrame) -> pd.DataFrame:
+    """A 20-step gap in ppgen002's training period, and a server with data in the
+    validation period only (never seen in training)."""
+    frame = _drop_steps(frame, "ppgen002", 300, 20)
+    late = frame[frame.server_name == "ppgen000"].iloc[-150:].assign(server_name="ppgen999")
+    return pd.concat([frame, late], ignore_index=True)
+
+
+def test_fast_batches_equal_library_batches(small_fleet) -> None:
+    prepared = ds.prepare_frame(_gap_and_unseen_server(small_fleet))
+    split = splits.build_splits(prepared, ds.dataset_parameters(24, 6), 0.2)
+    model = build_model(split.training, hidden_size=8, hidden_continuous_size=4)
+    config = build_config(model, split.training, "UTC", ds.STEP_SECONDS)
+    loaders = make_window_loaders(split, config, 64, (1, 1), unknown_server_rate=0.0)
+    offline = config["inputs"]["categorical_encodings"]["state"]["classes"]["offline"]
+    special = {}
+    for name, loader, library in zip(
+        ("train", "val"), loaders, (split.training, split.validation), strict=True
+    ):
+        a, index = loader.dataset.arrays, library.index
+        assert np.array_equal(a.time_idx[a.starts], index["time"])  # the same windows,
+        groups = library.data["groups"][index["index_start"].to_numpy(copy=True), 0].numpy()
+        assert np.array_equal(a.groups[a.starts], groups)  # in the same order
+        # windows over the filled gap (training) or of the unseen server (validation)
+        special[name] = (a.states[a.starts + 20] == offline) | (a.servers[a.starts] == 0)
+        chosen = np.flatnonzero(special[name])[:40]
+        picks = np.r_[chosen, np.random.default_rng(0).choice(len(index), 40)]
+        expected = TimeSeriesDataSet._collate_fn([library[int(i)] for i in picks])
+        _assert_same(loader.dataset[picks], expected)
+    assert special["train"].any() and special["val"].any() and not special["val"].all()
+    assert (loaders[0].dataset.arrays.servers > 0).all()  # ppgen999: validation only
+
+
+def test_epoch_batches_rotate_the_stride_phase() -> None:
+    phase = np.tile(np.arange(10), 3)  # 3 series of 10 windows
+    sampler = EpochBatches(phase, batch_size=4, stride=3, shuffle=True)
+    assert len(sampler) == 2  # phases 1 and 2 have 9 windows: 2 full batches
+    torch.manual_seed(0)
+    seen: set[int] = set()
+    for _ in range(12):
+        windows = np.concatenate(list(sampler))
+        assert len(windows) == 8 == len(set(windows.tolist()))
+        phases = set((phase[windows] % 3).tolist())
+        assert len(phases) == 1  # one phase per epoch
+        seen |= phases
+    assert seen == {0, 1, 2}
+    ordered = EpochBatches(phase, batch_size=4, stride=3, shuffle=False)
+    assert len(ordered) == 3  # 12 windows at phase 0, last batch kept
+    assert np.concatenate(list(ordered)).tolist() == np.flatnonzero(phase % 3 == 0).tolist()
+    with pytest.raises(ValueError, match="stride"):
+        EpochBatches(phase, batch_size=4, stride=0)
+    with pytest.raises(ValueError, match="no windows at stride 11"):
+        EpochBatches(phase, batch_size=4, stride=11)  # phase 10 has no window
+
+
+def test_run_settings_resolve_strides_workers_and_threads() -> None:
+    cpu, gpu = Hardware("cpu", 32, 1, "CPU"), Hardware("gpu", 256, 4, "GPU")
+    run = run_settings(TrainConfig(), cpu)
+    assert (run.loader, run.window_stride, run.val_window_stride) == ("fast", 4, 4)
+    assert (run.batch_size, run.num_workers) == (32, 0)
+    assert run.threads == max(1, torch.get_num_threads() - 1)  # one core left free
+    on_gpu = run_settings(TrainConfig(), gpu)
+    assert (on_gpu.window_stride, on_gpu.threads) == (1, torch.get_num_threads())
+    library = run_settings(TrainConfig(loader="library"), cpu)
+    assert (library.window_stride, library.num_workers) == (1, 1)
+    mixed = run_settings(TrainConfig(window_stride=3, val_window_stride=1, threads=2), cpu)
+    assert (mixed.window_stride, mixed.val_window_stride, mixed.threads) == (3, 1, 2)
+    for bad in (dict(loader="library", window_stride=2), dict(window_stride=0), dict(loader="x")):
+        with pytest.raises(ValueError):
+            run_settings(TrainConfig(**bad), cpu)
+
+
+def test_select_training_data_holdout_until_and_max_servers(small_fleet) -> None:
+    extra = small_fleet[small_fleet.server_name == "ppgen000"].assign(server_name="ppgen004")
+    fleet = pd.concat([small_fleet, extra], ignore_index=True)
+    chosen = splits.select_training_data(fleet, "2025-01-08T00:00", holdout=2, max_servers=2)
+    assert chosen.holdout == ["ppgen003", "ppgen004"] and chosen.unused == ["ppgen002"]
+    assert sorted(chosen.frame.server_name.unique()) == ["ppgen000", "ppgen001"]
+    assert chosen.frame.timestamp.max() == pd.Timestamp("2025-01-07T23:55", tz="UTC")
+    assert chosen.until == pd.Timestamp("2025-01-08", tz="UTC")
+    naive = fleet.assign(timestamp=fleet.timestamp.dt.tz_localize(None))
+    same = splits.select_training_data(naive, "2025-01-08T01:00+01:00")  # 00:00 UTC
+    assert same.frame.timestamp.max() == pd.Timestamp("2025-01-07T23:55")
+    assert same.holdout == same.unused == [] and same.frame.server_name.nunique() == 5
+    with pytest.raises(ValueError, match="5 servers"):
+        splits.select_training_data(fleet, holdout=5)
+    with pytest.raises(ValueError, match="no training rows"):
+        splits.select_training_data(fleet, "2025-01-01")
 
 
 def test_config_input_layout_reproduces_dataset_batch(trained: Path, small_fleet) -> None:
@@ -218,12 +361,17 @@ def test_train_writes_a_complete_artifact(trained: Path, small_fleet) -> None:
     assert mapping == dc.create_server_mapping(small_fleet["server_name"])
     config = json.loads((trained / "config.json").read_text())
     assert (config["step_seconds"], config["encoder_length"], config["horizon"]) == (300, 24, 6)
+    assert config["architecture"]["optimizer_params"] == {"fused": True}
+    stride = 1 if torch.cuda.is_available() else 4  # the defaults
+    assert [info[k] for k in ("loader", "window_stride", "val_window_stride")] == [
+        "fast", stride, stride]  # fmt: skip
 
 
 def test_training_is_seeded(trained: Path, small_fleet, tmp_path: Path) -> None:
     again = train(small_fleet, tmp_path, TrainConfig(**TINY))
     first, second = load_artifact(trained).model, load_artifact(again).model
     assert not torch.are_deterministic_algorithms_enabled()  # not leaked by lightning
+    assert torch.utils.deterministic.fill_uninitialized_memory  # restored after the fit
     for (name, a), b in zip(first.state_dict().items(), second.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
 
@@ -283,19 +431,34 @@ def test_trainer_refuses_contract_invalid_data(
     assert not (tmp_path / "models").exists() and not (tmp_path / "m").exists()
 
 
-def test_main_trains_from_parquet(small_fleet, tmp_path: Path) -> None:
+def test_main_trains_from_parquet_until_and_holdout(small_fleet, tmp_path: Path) -> None:
     small_fleet.to_parquet(tmp_path / "metrics.parquet")
-    args = [
-        "--data",
-        str(tmp_path / "metrics.parquet"),
-        "--out",
-        str(tmp_path / "models"),
-        *TINY_ARGS,
-    ]
-    assert main(args) == 0
+    data = ["--data", str(tmp_path / "metrics.parquet"), "--out", str(tmp_path / "models")]
+    options = ["--until", "2025-01-08T12:00", "--holdout-servers", "1", "--window-stride", "2"]
+    assert main([*data, *TINY_ARGS, *options, "--threads", "1"]) == 0
     loaded = load_artifact(tmp_path / "models")
-    assert loaded.training_info["command"].endswith(" ".join(TINY_ARGS))
+    info = loaded.training_info
+    assert info["command"].endswith(" ".join([*TINY_ARGS, *options, "--threads", "1"]))
     assert loaded.config["architecture"]["hidden_size"] == 8 and not loaded.model.training
+    assert info["servers"] == ["ppgen000", "ppgen001", "ppgen002"]
+    assert info["holdout_servers"] == ["ppgen003"] and info["unused_servers"] == []
+    assert info["until"] == "2025-01-08T12:00:00+00:00"
+    assert pd.Timestamp(info["data_time_range"]["end"]) == pd.Timestamp("2025-01-08T11:55Z")
+    assert (info["loader"], info["window_stride"], info["val_window_stride"]) == ("fast", 2, 2)
+    assert info["threads"] == 1 and info["train_config"]["holdout_servers"] == 1
+    # 720 steps: 576 for training (547 windows of 30 steps per server), every 2nd window
+    # (273 or 274 per server), full batches of 32; validation: 139 windows, every 2nd
+    assert info["train_windows"] == 3 * 547 and info["windows_per_epoch"]["train"] == 25 * 32
+    assert info["val_windows"] == 3 * 139 and info["windows_per_epoch"]["val"] == 3 * 70
+    assert "ppgen003" not in loaded.server_mapping["name_to_id"]
+
+
+def test_library_loader_trains(small_fleet, tmp_path: Path) -> None:
+    config = TrainConfig(**{**TINY, "loader": "library", "limit_train_batches": 1})
+    info = load_artifact(train(small_fleet, tmp_path, config)).training_info
+    assert (info["loader"], info["window_stride"], info["num_workers"]) == ("library", 1, 0)
+    assert info["windows_per_epoch"]["train"] == info["train_windows"] // 32 * 32
+    assert np.isfinite(info["val_loss"])
 
 
 def test_main_reports_unreadable_or_too_short_data(small_fleet, tmp_path: Path, caplog) -> None:

@@ -1,9 +1,12 @@
 """Training pipeline: dataset building, TFT training and the pickle-free model artifact.
 
-Modules: dataset (contract frame -> TimeSeriesDataSet), normalizers (MetricNormalizer),
-codec (allow-listed JSON codec), model (build/rebuild the TFT), inputs (input layout for
-fast inference), metadata (config.json / training_info.json), artifact (save, validate,
-load) and tft_trainer (the CLI: ``python -m training.tft_trainer``).
+Modules: dataset (contract frame -> model-ready frame, dataset parameters), splits
+(--until / --holdout-servers / --max-servers, time split, TimeSeriesDataSets),
+normalizers (MetricNormalizer), codec (allow-listed JSON codec), model (build/rebuild the
+TFT), inputs (input layout and its vectorised builder, for inference and training),
+batches (fast training batches), fitting (loaders, lightning fit), settings (options and
+hardware defaults), metadata (config.json / training_info.json), artifact (save,
+validate, load) and tft_trainer (the CLI: ``python -m training.tft_trainer``).
 
 ``from training import load_artifact, ArtifactError, LoadedModel`` is resolved lazily so
 that importing the package stays cheap.

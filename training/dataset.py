@@ -1,4 +1,6 @@
-"""From a contract frame to pytorch-forecasting TimeSeriesDataSets (pure functions).
+"""From a contract frame to the model-ready frame and TimeSeriesDataSet parameters.
+
+The time split and the datasets themselves are in training.splits.
 
 Time: ``time_idx = (timestamp_utc - 1970-01-01) // step_seconds``; naive timestamps are
 UTC. Several rows of one server in one step: the last one wins.
@@ -212,43 +214,7 @@ def dataset_parameters(
     )
 
 
-# --- splits and datasets -------------------------------------------------------------
-
-
-def split_index(frame: pd.DataFrame, val_fraction: float, horizon: int) -> int:
-    """Last time_idx of the training part; validation forecasts start after it."""
-    first, last = int(frame["time_idx"].min()), int(frame["time_idx"].max())
-    val_steps = max(horizon, round(val_fraction * (last - first + 1)))
-    return last - val_steps
-
-
-def servers_with_windows(frame: pd.DataFrame, window: int, start: int, end: int) -> list[str]:
-    """Servers with at least one window of ``window`` steps inside [start, end]."""
-    span = frame.groupby("server_id")["time_idx"].agg(["min", "max"])
-    lo, hi = span["min"].clip(lower=start), span["max"].clip(upper=end)
-    return sorted(span.index[(hi - lo + 1) >= window])
-
-
-def build_datasets(
-    frame: pd.DataFrame, params: dict[str, Any], val_fraction: float
-) -> tuple[TimeSeriesDataSet, TimeSeriesDataSet]:
-    """Time-based split: training windows end by the cutoff, validation ones after it."""
-    cutoff = split_index(frame, val_fraction, params["max_prediction_length"])
-    window = params["min_encoder_length"] + params["max_prediction_length"]
-    train_ids = servers_with_windows(frame, window, int(frame.time_idx.min()), cutoff)
-    if not train_ids:
-        raise ValueError(f"no server has {window} steps before the validation cutoff")
-    train_part = frame[frame.server_id.isin(train_ids) & (frame.time_idx <= cutoff)]
-    training = TimeSeriesDataSet(train_part, **params)
-    val_start = cutoff + 1 - params["max_encoder_length"]
-    val_ids = servers_with_windows(frame, window, val_start, int(frame.time_idx.max()))
-    if not val_ids:
-        raise ValueError(f"no server has {window} steps around the validation period")
-    val_part = frame[frame.server_id.isin(val_ids) & (frame.time_idx >= val_start)]
-    validation = TimeSeriesDataSet.from_dataset(
-        training, val_part, min_prediction_idx=cutoff + 1, stop_randomization=True
-    )
-    return training, validation
+# --- loss weights and JSON ---------------------------------------------------------
 
 
 def target_loss_weights(frame: pd.DataFrame) -> list[float]:

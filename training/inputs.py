@@ -1,4 +1,9 @@
-"""The model's input layout, described in config.json for a fast inference path.
+"""The model's input layout (described in config.json) and its builder from numpy.
+
+assemble_inputs builds forward()'s x for a batch of windows from numeric arrays in a few
+vectorised operations, bit-identical to pytorch-forecasting's TimeSeriesDataSet batches:
+build_inputs wraps it for inference (state and server names, time features computed
+from the step numbers), training.batches for the fast training batches.
 
 TemporalFusionTransformer.forward(x) reads these keys (B = batch, E = encoder steps,
 D = decoder steps, R = len(x_reals), C = len(x_categoricals), T = 14 targets):
@@ -99,77 +104,93 @@ def describe_inputs(dataset: TimeSeriesDataSet, model: TemporalFusionTransformer
     }
 
 
-# --- reference implementation: numpy buffers -> forward() inputs ---------------------
+# --- numpy buffers -> forward() inputs (inference and the fast training batches) ------
 
 
-def _normalise(values: torch.Tensor, entry: dict[str, Any], eps: float) -> tuple:
-    """Per-window (center, scale) of (B, E) encoder values, as MetricNormalizer does."""
-    y = torch.log1p(values) if entry["transformation"] == "log1p" else values
-    center = y.mean(dim=1)
-    scale = (y.std(dim=1) + eps).clamp(min=entry["min_scale"])
-    return (y - center[:, None]) / scale[:, None], center, scale
+def _normalise(values: torch.Tensor, spec: dict[str, Any], enc: int) -> tuple:
+    """Per-window, per-target (center, scale) of the first ``enc`` steps, as
+    MetricNormalizer fits them, and all (B, T, L) values normalised with them.
+
+    Rows are reduced along a contiguous last axis, like the library's per-window 1-D
+    tensors, so the results are bit-identical to TimeSeriesDataSet's."""
+    entries = spec["target_normalizers"]
+    logs = [i for i, e in enumerate(entries) if e["transformation"] == "log1p"]
+    y = values.clone()
+    y[:, logs] = torch.log1p(values[:, logs])
+    head = y[..., :enc].contiguous()
+    center = head.mean(dim=-1)
+    floor = torch.tensor([e["min_scale"] for e in entries], dtype=torch.float32)
+    scale = torch.maximum(head.std(dim=-1) + spec["float32_eps"], floor)
+    return (y - center[..., None]) / scale[..., None], center, scale
 
 
-def _time_columns(idx: np.ndarray, config: dict[str, Any]) -> np.ndarray:
+def window_times(config: dict[str, Any], last_idx: np.ndarray, enc: int) -> np.ndarray:
+    """(B, enc + horizon, K) scaled time features of the windows whose encoder ends at
+    ``last_idx`` (computed from each step's own timestamp)."""
+    idx = np.asarray(last_idx)[:, None] + np.arange(-enc + 1, config["horizon"] + 1)[None, :]
     stamps = step_timestamps(idx.reshape(-1), config["step_seconds"], config["time_zone"])
     features = scaled_time_features(stamps).to_numpy(np.float32, copy=True)
     return features.reshape(*idx.shape, features.shape[-1])
 
 
-def _real_inputs(config: dict[str, Any], metrics: np.ndarray, last_idx: np.ndarray) -> tuple:
+def _real_inputs(
+    config: dict[str, Any], metrics: torch.Tensor, times: np.ndarray, enc: int
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """(B, E + D, len(x_reals)) continuous inputs and the per-target window scales."""
-    spec, (batch, enc, _) = config["inputs"], metrics.shape
+    spec, (batch, length, _) = config["inputs"], metrics.shape
     dec, max_enc = config["horizon"], config["encoder_length"]
-    columns = {name: i for i, name in enumerate(spec["x_reals"])}
-    cont = torch.zeros(batch, enc + dec, len(columns), dtype=torch.float32)
-    idx = np.asarray(last_idx)[:, None] + np.arange(-enc + 1, dec + 1)[None, :]
-    times = torch.from_numpy(_time_columns(idx, config))
-    for i, name in enumerate(config["time_features"]):
-        cont[:, :, columns[name]] = times[:, :, i]
-    cont[:, :, columns["relative_time_idx"]] = torch.arange(-enc, dec) / max_enc
-    if "encoder_length" in columns:
-        cont[:, :, columns["encoder_length"]] = (enc - 0.5 * max_enc) / max_enc * 2.0
-    values, target_scale = torch.as_tensor(np.asarray(metrics, dtype=np.float32)), []
-    for t, entry in enumerate(spec["target_normalizers"]):
-        normalised, center, scale = _normalise(values[:, :, t], entry, spec["float32_eps"])
-        cont[:, :enc, columns[entry["target"]]] = normalised
-        cont[:, :, columns[f"{entry['target']}_center"]] = torch.log1p(center)[:, None]
-        cont[:, :, columns[f"{entry['target']}_scale"]] = torch.log1p(scale)[:, None]
-        target_scale.append(torch.stack([center, scale], dim=1))
+    col = {name: i for i, name in enumerate(spec["x_reals"])}
+    cont = torch.zeros(batch, enc + dec, len(col), dtype=torch.float32)
+    cont[:, :, [col[name] for name in config["time_features"]]] = torch.from_numpy(times)
+    cont[:, :, col["relative_time_idx"]] = torch.arange(-enc, dec) / max_enc
+    if "encoder_length" in col:
+        cont[:, :, col["encoder_length"]] = (enc - 0.5 * max_enc) / max_enc * 2.0
+    targets = [entry["target"] for entry in spec["target_normalizers"]]
+    normalised, center, scale = _normalise(metrics.transpose(1, 2), spec, enc)
+    cont[:, :length, [col[t] for t in targets]] = normalised.transpose(1, 2)
+    cont[:, :, [col[f"{t}_center"] for t in targets]] = torch.log1p(center)[:, None]
+    cont[:, :, [col[f"{t}_scale"] for t in targets]] = torch.log1p(scale)[:, None]
+    target_scale = list(torch.stack([center, scale], dim=-1).transpose(0, 1).contiguous())
     return cont, target_scale
 
 
 def _categorical_inputs(
-    config: dict[str, Any], states: np.ndarray, server_ids: list[str]
+    config: dict[str, Any], state_codes: torch.Tensor, server_codes: torch.Tensor, enc: int
 ) -> torch.Tensor:
-    """(B, E + D, len(x_categoricals)) codes; unknown values (and decoder states) are 0."""
-    spec, (batch, enc) = config["inputs"], states.shape
-    codes, names = spec["categorical_encodings"], spec["x_categoricals"]
+    """(B, E + D, len(x_categoricals)) codes; states beyond the given steps are 0."""
+    names = config["inputs"]["x_categoricals"]
+    if sorted(names) != ["server_id", "state"]:
+        raise ValueError(f"no input recipe for categoricals {names}")
+    batch, length = state_codes.shape
     cat = torch.zeros(batch, enc + config["horizon"], len(names), dtype=torch.long)
-    servers = [codes["server_id"]["classes"].get(s, 0) for s in server_ids]
-    cat[:, :, names.index("server_id")] = torch.tensor(servers)[:, None]
-    lookup = np.vectorize(lambda s: codes["state"]["classes"].get(s, 0), otypes=[np.int64])
-    cat[:, :enc, names.index("state")] = torch.from_numpy(lookup(states))
+    cat[:, :, names.index("server_id")] = server_codes[:, None]
+    cat[:, :length, names.index("state")] = state_codes
     return cat
 
 
-def build_inputs(
+def assemble_inputs(
     config: dict[str, Any],
-    metrics: np.ndarray,
-    states: np.ndarray,
-    server_ids: list[str],
-    last_idx: np.ndarray,
+    metrics: np.ndarray | torch.Tensor,
+    state_codes: np.ndarray | torch.Tensor,
+    server_codes: np.ndarray | torch.Tensor,
+    times: np.ndarray,
+    encoder_length: int | None = None,
 ) -> dict[str, Any]:
-    """forward() inputs for B servers from gap-filled numpy histories (reference path).
+    """forward() inputs for B windows from numeric arrays, vectorised over the batch.
 
-    metrics (B, E, 14) in METRIC_COLUMNS order, states (B, E) state names, server_ids
-    (B,) encoded names, last_idx (B,) time_idx of each server's last observed step; the
-    forecast covers the ``horizon`` steps after it. E <= encoder_length (and >= the
-    config's min_encoder_length for a model trained with variable lengths).
+    metrics (B, L, 14) float32 real units in METRIC_COLUMNS order, state_codes (B, L)
+    and server_codes (B,) int64 codes (categorical_encodings), times (B, E + D, K) scaled
+    time features. L is E (inference: the decoder's unknown inputs are left 0, never
+    read) or E + D (training: the decoder's targets and states are filled and
+    normalised as TimeSeriesDataSet does). E = encoder_length, default L.
     """
-    cont, target_scale = _real_inputs(config, metrics, last_idx)
-    cat = _categorical_inputs(config, np.asarray(states), server_ids)
-    enc, batch = metrics.shape[1], metrics.shape[0]
+    metrics = torch.as_tensor(metrics, dtype=torch.float32)
+    enc = metrics.shape[1] if encoder_length is None else encoder_length
+    cont, target_scale = _real_inputs(config, metrics, times, enc)
+    cat = _categorical_inputs(
+        config, torch.as_tensor(state_codes), torch.as_tensor(server_codes), enc
+    )
+    batch = metrics.shape[0]
     return {
         "encoder_cont": cont[:, :enc],
         "decoder_cont": cont[:, enc:],
@@ -179,3 +200,36 @@ def build_inputs(
         "decoder_lengths": torch.full((batch,), config["horizon"], dtype=torch.long),
         "target_scale": target_scale,
     }
+
+
+def encode_categories(config: dict[str, Any], name: str, values: Any) -> np.ndarray:
+    """Codes of ``values`` under the config's encoder ``name`` (unknown values: 0)."""
+    classes = config["inputs"]["categorical_encodings"][name]["classes"]
+    values = np.asarray(values, dtype=object)
+    unique, inverse = np.unique(values, return_inverse=True)
+    codes = np.array([classes.get(str(v), 0) for v in unique], dtype=np.int64)
+    return codes[inverse].reshape(values.shape)
+
+
+def build_inputs(
+    config: dict[str, Any],
+    metrics: np.ndarray,
+    states: np.ndarray,
+    server_ids: list[str],
+    last_idx: np.ndarray,
+) -> dict[str, Any]:
+    """forward() inputs for B servers from gap-filled numpy histories (inference path).
+
+    metrics (B, E, 14) in METRIC_COLUMNS order, states (B, E) state names, server_ids
+    (B,) encoded names, last_idx (B,) time_idx of each server's last observed step; the
+    forecast covers the ``horizon`` steps after it. E <= encoder_length (and >= the
+    config's min_encoder_length for a model trained with variable lengths).
+    """
+    enc = np.asarray(metrics).shape[1]
+    return assemble_inputs(
+        config,
+        np.asarray(metrics, dtype=np.float32),
+        encode_categories(config, "state", states),
+        encode_categories(config, "server_id", server_ids),
+        window_times(config, last_idx, enc),
+    )

@@ -1,13 +1,23 @@
 """Train the TFT on contract data and save a pickle-free artifact.
 
     python -m training.tft_trainer --data training/server_metrics.parquet --out models/ \
-        --epochs 10 [--seed 42] [--max-servers K] [--hidden-size 16] [--batch-size B]
+        --epochs 10 [--seed 42] [--max-servers K] [--hidden-size 16] [--batch-size B] \
+        [--until 2025-02-01T00:00] [--holdout-servers K] [--window-stride S] [--threads N]
 
 The data is validated against the data contract first; each violation is logged and
-the command exits with status 2. Device, batch size and worker count come from
-gpu_profiles.setup_gpu() (CPU defaults if that module cannot be imported). Early
-stopping keeps the best weights in memory (no checkpoint files). After saving, the
-artifact is reloaded with load_artifact and must reproduce the trained model's output.
+the command exits with status 2. --holdout-servers, --until and --max-servers choose the
+servers and rows (training.splits); the held-out servers and the others left out are
+recorded in training_info.json. Device, batch size and worker count come from
+gpu_profiles.setup_gpu() (CPU defaults if that module cannot be imported).
+
+Batches come from training.batches (--loader fast, the default) or from
+pytorch-forecasting's TimeSeriesDataSet (--loader library); both give identical
+batches. --window-stride S trains each epoch on every S-th window of each series (a
+random phase per epoch); the default is 4 on CPU and 1 on GPU. Validation uses a fixed
+subsample, every --val-window-stride-th window (default: the training stride), the same
+windows every epoch. Early stopping keeps the best weights in memory (no checkpoint
+files). After saving, the artifact is reloaded with load_artifact and must reproduce
+the trained model's output.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ import logging
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,91 +35,34 @@ import lightning.pytorch as pl
 import pandas as pd
 import torch
 from pytorch_forecasting import TemporalFusionTransformer, TimeSeriesDataSet
+from torch.utils.data import DataLoader
 
 from data_contract import ContractError, create_server_mapping, require_valid
 from training import dataset
 from training.artifact import ArtifactError, load_artifact, save_artifact
-from training.fitting import fit, make_loaders
+from training.batches import epoch_windows
+from training.fitting import fit, make_loaders, make_window_loaders, torch_threads
 from training.metadata import build_config, build_training_info
 from training.model import build_model
+from training.settings import (
+    CPU_WINDOW_STRIDE,
+    LOADERS,
+    Hardware,
+    RunSettings,
+    TrainConfig,
+    detect_hardware,
+    run_settings,
+    trainer_kwargs,
+)
+from training.splits import (
+    Selection,
+    Splits,
+    build_splits,
+    parse_until,
+    select_training_data,
+)
 
 logger = logging.getLogger(__name__)
-
-CPU_BATCH_SIZE, CPU_WORKERS = 32, 0
-
-
-@dataclass
-class TrainConfig:
-    """Training settings; None means 'from the hardware profile' or 'no limit'."""
-
-    epochs: int = 10
-    seed: int = 42
-    max_servers: int | None = None
-    hidden_size: int = 16
-    attention_head_size: int = 1
-    hidden_continuous_size: int = 8
-    dropout: float = 0.1
-    learning_rate: float = 3e-3
-    batch_size: int | None = None
-    num_workers: int | None = None
-    encoder_length: int = dataset.ENCODER_LENGTH
-    horizon: int = dataset.HORIZON
-    min_encoder_length: int | None = None
-    val_fraction: float = 0.2
-    patience: int = 3
-    gradient_clip: float = 0.1
-    limit_train_batches: int | float | None = None
-    limit_val_batches: int | float | None = None
-    unknown_server_rate: float = 0.1
-    precision: str = "32-true"
-    progress_bar: bool = True
-    step_seconds: int = dataset.STEP_SECONDS
-    command: str | None = None
-
-
-@dataclass
-class Hardware:
-    accelerator: str
-    batch_size: int
-    num_workers: int
-    profile: str
-
-
-def detect_hardware() -> Hardware:
-    """Device and defaults from gpu_profiles; CPU defaults if it cannot be imported."""
-    try:
-        import gpu_profiles
-    except ImportError as exc:
-        logger.warning("gpu_profiles unavailable (%s): using CPU defaults", exc)
-        return Hardware("cpu", CPU_BATCH_SIZE, CPU_WORKERS, "CPU (fallback)")
-    gpu = gpu_profiles.setup_gpu()
-    accelerator = "gpu" if gpu.device.type == "cuda" else "cpu"
-    return Hardware(
-        accelerator, gpu.get_batch_size("train"), gpu.get_num_workers(), gpu.profile.name
-    )
-
-
-def select_servers(frame: pd.DataFrame, max_servers: int | None) -> pd.DataFrame:
-    """The first ``max_servers`` servers by name (all if None)."""
-    if max_servers is None:
-        return frame
-    keep = sorted(frame["server_name"].unique())[:max_servers]
-    return frame[frame["server_name"].isin(keep)]
-
-
-def trainer_kwargs(config: TrainConfig, hw: Hardware) -> dict[str, Any]:
-    """lightning.Trainer settings (deterministic on CPU, where it is cheap)."""
-    return dict(
-        max_epochs=config.epochs,
-        accelerator=hw.accelerator,
-        precision=config.precision,
-        gradient_clip_val=config.gradient_clip,
-        limit_train_batches=config.limit_train_batches,
-        limit_val_batches=config.limit_val_batches,
-        deterministic=hw.accelerator == "cpu",
-        enable_progress_bar=config.progress_bar,
-        enable_model_summary=config.progress_bar,
-    )
 
 
 def verify_artifact(path: Path, model: TemporalFusionTransformer, x: dict[str, Any]) -> None:
@@ -122,16 +75,13 @@ def verify_artifact(path: Path, model: TemporalFusionTransformer, x: dict[str, A
         raise ArtifactError(f"{path}: reloaded model does not reproduce the trained output")
 
 
-def build_datasets(
-    frame: pd.DataFrame, config: TrainConfig
-) -> tuple[pd.DataFrame, TimeSeriesDataSet, TimeSeriesDataSet]:
-    """Prepared frame, training and validation datasets for a contract-valid frame."""
+def build_datasets(frame: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFrame, Splits]:
+    """Prepared frame and its training/validation split for a contract-valid frame."""
     prepared = dataset.prepare_frame(frame, config.step_seconds)
     params = dataset.dataset_parameters(
         config.encoder_length, config.horizon, config.min_encoder_length
     )
-    train_set, val_set = dataset.build_datasets(prepared, params, config.val_fraction)
-    return prepared, train_set, val_set
+    return prepared, build_splits(prepared, params, config.val_fraction)
 
 
 def make_model(
@@ -146,47 +96,84 @@ def make_model(
         dropout=config.dropout,
         learning_rate=config.learning_rate,
         loss_weights=dataset.target_loss_weights(train_rows),
+        optimizer_params=None if config.precision.startswith("16") else {"fused": True},
     )
 
 
-def run_info(config: TrainConfig, hw: Hardware, batch: int, filled: int, started: float) -> dict:
+def make_train_loaders(
+    splits: Splits, model_config: dict[str, Any], run: RunSettings, config: TrainConfig
+) -> tuple[DataLoader, DataLoader]:
+    """The run's training and validation loaders (fast or library, see the module doc)."""
+    rate = config.unknown_server_rate
+    if run.loader == "library":
+        return make_loaders(
+            splits.training, splits.validation, run.batch_size, run.num_workers, rate
+        )
+    strides = (run.window_stride, run.val_window_stride)
+    return make_window_loaders(splits, model_config, run.batch_size, strides, rate, run.num_workers)
+
+
+def run_info(
+    config: TrainConfig, hw: Hardware, run: RunSettings, selection: Selection, started: float
+) -> dict[str, Any]:
     """The training_info.json entries that describe this run."""
+    until = selection.until
     return {
         "hardware_profile": hw.profile,
         "epochs": config.epochs,
-        "batch_size": batch,
-        "filled_steps": filled,
+        **asdict(run),
+        "holdout_servers": selection.holdout,
+        "unused_servers": selection.unused,
+        "until": None if until is None else until.isoformat(),
         "train_config": {k: v for k, v in asdict(config).items() if k != "command"},
         "command": config.command or shlex.join(sys.argv),
         "training_seconds": round(time.monotonic() - started, 1),
     }
 
 
+def describe_run(
+    selection: Selection, prepared: pd.DataFrame, splits: Splits, losses: dict, extra: dict
+) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+    """training_info.json and the server mapping of the servers the model has learnt."""
+    mapping = create_server_mapping(splits.train_part["server_name"].unique())
+    extra = extra | {
+        "filled_steps": int(prepared["filled"].sum()),
+        "servers": sorted(mapping["name_to_id"]),  # the servers the model has learnt
+    }
+    step = int(extra["train_config"]["step_seconds"])
+    info = build_training_info(
+        selection.frame, splits.training, splits.validation, losses, extra, step
+    )
+    return info, mapping
+
+
+def time_zone(frame: pd.DataFrame) -> str | None:
+    """The zone of the frame's timestamps (None: naive, taken as UTC)."""
+    tz = frame["timestamp"].dt.tz
+    return None if tz is None else str(tz)
+
+
 def train(frame: pd.DataFrame, out_dir: Path | str, config: TrainConfig | None = None) -> Path:
-    """Validate, prepare, train, save and verify; returns the artifact directory."""
+    """Validate, select, prepare, train, save and verify; returns the artifact directory."""
     config = config or TrainConfig()
     require_valid(frame, "training data")
     started = time.monotonic()
     pl.seed_everything(config.seed, workers=True)
-    frame = select_servers(frame, config.max_servers)
-    prepared, train_set, val_set = build_datasets(frame, config)
-    train_rows = prepared[prepared.time_idx < val_set.min_prediction_idx]
-    model = make_model(train_set, train_rows, config)
+    chosen = select_training_data(frame, config.until, config.holdout_servers, config.max_servers)
+    prepared, splits = build_datasets(chosen.frame, config)
+    model = make_model(splits.training, splits.train_part, config)
     hw = detect_hardware()
-    batch = config.batch_size or hw.batch_size
-    workers = hw.num_workers if config.num_workers is None else config.num_workers
-    loaders = make_loaders(train_set, val_set, batch, workers, config.unknown_server_rate)
-    logger.info(
-        "training windows: %d, validation: %d, batch %d", len(train_set), len(val_set), batch
-    )
-    losses = fit(model, loaders, trainer_kwargs(config, hw), config.patience)
-    mapping = create_server_mapping(train_rows["server_name"].unique())
-    extra = run_info(config, hw, batch, int(prepared["filled"].sum()), started)
-    extra["servers"] = sorted(mapping["name_to_id"])  # the servers the model has learnt
-    info = build_training_info(frame, train_set, val_set, losses, extra, config.step_seconds)
-    tz = frame["timestamp"].dt.tz
-    cfg = build_config(model, train_set, None if tz is None else str(tz), config.step_seconds)
-    path = save_artifact(out_dir, model.cpu(), cfg, info, mapping)
+    run = run_settings(config, hw)
+    model_config = build_config(model, splits.training, time_zone(frame), config.step_seconds)
+    loaders = make_train_loaders(splits, model_config, run, config)
+    logger.info("%s; batches per epoch: %d training, %d validation", run, *map(len, loaders))
+    with torch_threads(run.threads):
+        losses = fit(model, loaders, trainer_kwargs(config, hw), config.patience)
+    extra = run_info(config, hw, run, chosen, started) | {
+        "windows_per_epoch": {"train": epoch_windows(loaders[0]), "val": epoch_windows(loaders[1])}
+    }
+    info, mapping = describe_run(chosen, prepared, splits, losses, extra)
+    path = save_artifact(out_dir, model.cpu(), model_config, info, mapping)
     verify_artifact(path, model, next(iter(loaders[1]))[0])
     return path
 
@@ -194,29 +181,67 @@ def train(frame: pd.DataFrame, out_dir: Path | str, config: TrainConfig | None =
 # --- command line --------------------------------------------------------------------
 
 
+def _data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, default=Path("training/server_metrics.parquet"))
+    p.add_argument("--out", type=Path, default=Path("models"))
+    p.add_argument(
+        "--max-servers",
+        type=int,
+        help="train on the first K servers by name (after --holdout-servers)",
+    )
+    p.add_argument(
+        "--holdout-servers",
+        type=int,
+        default=0,
+        help="leave the last K servers (sorted by name) out of training entirely",
+    )
+    p.add_argument("--until", type=_timestamp, help="train on rows before this time (naive: UTC)")
+    p.add_argument("--encoder-length", type=int, default=dataset.ENCODER_LENGTH)
+    p.add_argument("--horizon", type=int, default=dataset.HORIZON)
+    p.add_argument("--val-fraction", type=float, default=0.2)
+
+
+def _loader_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch-size", type=int, help="default: from the GPU/CPU profile")
+    p.add_argument("--num-workers", type=int, help="default: 0 (fast), profile's (library)")
+    p.add_argument("--threads", type=int, help="torch threads (default on CPU: all cores but one)")
+    p.add_argument("--loader", choices=LOADERS, default="fast", help="batch builder")
+    p.add_argument(
+        "--window-stride",
+        type=int,
+        help=f"train on every S-th window per epoch (default {CPU_WINDOW_STRIDE} on CPU, 1 on GPU)",
+    )
+    p.add_argument(
+        "--val-window-stride", type=int, help="validate on every S-th window (default: S)"
+    )
+    p.add_argument("--limit-train-batches", type=_int_or_float)
+    p.add_argument("--limit-val-batches", type=_int_or_float)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m training.tft_trainer", description=__doc__.split("\n")[0]
     )
-    p.add_argument("--data", type=Path, default=Path("training/server_metrics.parquet"))
-    p.add_argument("--out", type=Path, default=Path("models"))
+    _data_options(p)
+    _loader_options(p)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--max-servers", type=int)
     p.add_argument("--hidden-size", type=int, default=16)
     p.add_argument("--attention-heads", type=int, default=1, dest="attention_head_size")
-    p.add_argument("--batch-size", type=int, help="default: from the GPU/CPU profile")
-    p.add_argument("--num-workers", type=int, help="default: from the GPU/CPU profile")
     p.add_argument("--learning-rate", type=float, default=3e-3)
-    p.add_argument("--encoder-length", type=int, default=dataset.ENCODER_LENGTH)
-    p.add_argument("--horizon", type=int, default=dataset.HORIZON)
-    p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--patience", type=int, default=3)
-    p.add_argument("--limit-train-batches", type=_int_or_float)
-    p.add_argument("--limit-val-batches", type=_int_or_float)
     p.add_argument("--precision", default="32-true", help="lightning precision, e.g. bf16-mixed")
     p.add_argument("--no-progress-bar", action="store_false", dest="progress_bar")
     return p.parse_args(argv)
+
+
+def _timestamp(text: str) -> str:
+    """--until: any pandas timestamp text, kept as given (checked here)."""
+    try:
+        parse_until(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a timestamp: {text!r}") from exc
+    return text
 
 
 def _int_or_float(text: str) -> int | float:
