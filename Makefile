@@ -42,6 +42,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_generator.py
+	$(BIN)/python bench/bench_training.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
