@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -47,3 +49,14 @@ def small_fleet() -> pd.DataFrame:
     frame = synthetic_fleet()
     assert dc.validate_schema(frame) == (True, [])
     return frame
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models: one torch thread is fastest, and immune to a busy second core."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
