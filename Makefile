@@ -42,7 +42,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_generator.py
-	$(BIN)/python bench/bench_training.py
+	$(BIN)/python bench/bench_training.py --threads 2
 
 clean:
 	rm -rf $(VENV) build *.egg-info
