@@ -31,8 +31,6 @@ from bench import cloudwatch, scoring  # noqa: E402
 from training import dataset as tds  # noqa: E402
 from training.artifact import LoadedModel, load_artifact  # noqa: E402
 
-logger = logging.getLogger("backtest")
-
 
 def tft_quantiles(loaded: LoadedModel, frame: pd.DataFrame, panel: scoring.Panel, pairs):
     """[origin, h, metric, quantile] TFT forecasts for each (server, t0) pair, computed by
@@ -46,10 +44,7 @@ def tft_quantiles(loaded: LoadedModel, frame: pd.DataFrame, panel: scoring.Panel
         starts = zip(index["server_id"], index["time_idx_first_prediction"], strict=True)
         return pd.Series([key in wanted for key in starts], index=index.index)
 
-    # The saved parameters carry the training data's first step; windows may start anywhere.
-    first = int(prepared["time_idx"].min())
-    params = loaded.config["dataset"]
-    ds = tds.dataset_from_json(params, prepared, min_prediction_idx=first).filter(chosen)
+    ds = tds.dataset_from_json(loaded.config["dataset"], prepared).filter(chosen)
     out = loaded.model.predict(ds, mode="quantiles", return_index=True, batch_size=256)
     stacked = np.stack([q.cpu().numpy() for q in out.output], axis=2)  # [n, h, metric, q]
     starts = zip(out.index["server_id"], out.index["time_idx"], strict=True)

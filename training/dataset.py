@@ -236,7 +236,12 @@ def parameters_to_json(dataset: TimeSeriesDataSet) -> dict[str, Any]:
 def dataset_from_json(
     parameters: dict[str, Any], frame: pd.DataFrame, predict: bool = False, **update: Any
 ) -> TimeSeriesDataSet:
-    """A dataset over ``frame`` with the saved encoders/normalisers (from config.json)."""
+    """A dataset over ``frame`` with the saved encoders/normalisers (from config.json).
+
+    The saved min_prediction_idx is the training data's first step; new data (another
+    year, a backtest, live buffers) may start anywhere, so it defaults to frame's first.
+    """
+    update.setdefault("min_prediction_idx", int(frame["time_idx"].min()))
     return TimeSeriesDataSet.from_parameters(
         from_json(parameters), frame, predict=predict, stop_randomization=True, **update
     )
