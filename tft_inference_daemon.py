@@ -1,17 +1,82 @@
-"""TFT inference daemon (FastAPI on port 8000): /feed, /predict, /health.
+"""TFT inference daemon: receives metrics on /feed, serves forecasts on /predict.
 
-Not built yet: it is the subject of the inference-daemon issue. Until then this entry
-point refuses to run rather than pretend to serve forecasts.
+    python tft_inference_daemon.py --port 8000 --model models/latest [--state-dir state]
+
+The API key comes from TFT_API_KEY (environment or .env). Without one the daemon refuses
+to start, unless --insecure-no-auth is given. Every setting is in .env.example; flags
+override the environment. The app itself is inference.app.create_app.
 """
 
 from __future__ import annotations
 
+import argparse
+import logging
 import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from inference.settings import DaemonSettings
+
+logger = logging.getLogger("tft_inference_daemon")
 
 
-def main() -> int:
-    sys.stderr.write("tft_inference_daemon.py is not implemented yet (inference-daemon issue)\n")
-    return 2
+def parse_args(argv: list[str] | None) -> dict[str, object]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default 8000)")
+    parser.add_argument("--model", type=Path, help="model artifact (default models/latest)")
+    parser.add_argument("--state-dir", type=Path, help="where buffers and forecasts are saved")
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        default=None,
+        help="if the TFT cannot be loaded, serve a seasonal-naive forecast labelled as such",
+    )
+    parser.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        default=None,
+        help="serve without an API key (development only; logged loudly)",
+    )
+    parser.add_argument("--log-level", help="DEBUG, INFO (default), WARNING...")
+    args = vars(parser.parse_args(argv))
+    return {key: value for key, value in args.items() if value is not None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = DaemonSettings(**parse_args(argv))
+    except ValidationError as exc:
+        sys.stderr.write(f"invalid settings:\n{exc}\n")
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if settings.key() is None and not settings.insecure_no_auth:
+        logger.error(
+            "no API key: set TFT_API_KEY (run `python generate_api_key.py`), "
+            "or start with --insecure-no-auth for local development"
+        )
+        return 2
+    if settings.key() is None:
+        logger.warning("!!! AUTHENTICATION DISABLED (--insecure-no-auth): anyone can feed and read")
+    return _serve(settings)
+
+
+def _serve(settings: DaemonSettings) -> int:
+    import torch
+    import uvicorn
+
+    from inference.app import create_app
+
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    app = create_app(settings)
+    logger.info("starting inference daemon on %s:%d", settings.host, settings.port)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    return 0
 
 
 if __name__ == "__main__":

@@ -128,9 +128,10 @@ def window_times(config: dict[str, Any], last_idx: np.ndarray, enc: int) -> np.n
     """(B, enc + horizon, K) scaled time features of the windows whose encoder ends at
     ``last_idx`` (computed from each step's own timestamp)."""
     idx = np.asarray(last_idx)[:, None] + np.arange(-enc + 1, config["horizon"] + 1)[None, :]
-    stamps = step_timestamps(idx.reshape(-1), config["step_seconds"], config["time_zone"])
+    steps, inverse = np.unique(idx, return_inverse=True)  # windows mostly share their steps
+    stamps = step_timestamps(steps, config["step_seconds"], config["time_zone"])
     features = scaled_time_features(stamps).to_numpy(np.float32, copy=True)
-    return features.reshape(*idx.shape, features.shape[-1])
+    return features[inverse.reshape(-1)].reshape(*idx.shape, features.shape[-1])
 
 
 def _real_inputs(

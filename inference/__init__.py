@@ -1,0 +1,1 @@
+"""The inference daemon's parts: ingest, buffers, forecasters, service, persistence, app."""

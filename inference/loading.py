@@ -1,0 +1,61 @@
+"""Loading the forecaster: the TFT artifact, or (only if allowed) the labelled baseline."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import orjson
+import torch
+
+from gpu_profiles import setup_gpu
+from inference.forecast import Forecaster, SeasonalNaiveForecaster, TFTForecaster
+from inference.settings import DaemonSettings
+from training.artifact import ArtifactError, load_artifact
+
+logger = logging.getLogger(__name__)
+
+
+class ModelLoadError(RuntimeError):
+    """No model could be loaded; the message names the path and the problem."""
+
+
+def load_forecaster(
+    settings: DaemonSettings, path: Path | None = None, allow_baseline: bool = True
+) -> Forecaster:
+    """The TFT at path (default settings.model). If it cannot be loaded: ModelLoadError,
+    or with settings.baseline (and allow_baseline) the seasonal naive forecaster."""
+    path = path or settings.model
+    try:
+        device = setup_gpu().device if torch.cuda.is_available() else "cpu"
+        loaded = load_artifact(path, device=str(device))
+    except (ArtifactError, OSError) as exc:
+        if not (settings.baseline and allow_baseline):
+            raise ModelLoadError(f"cannot load the TFT model {path}: {exc}") from exc
+        logger.error(
+            "cannot load the TFT model %s: %s. SERVING THE SEASONAL-NAIVE BASELINE "
+            "(--baseline); /predict labels it kind=seasonal_naive",
+            path,
+            exc,
+        )
+        return SeasonalNaiveForecaster(reason=f"TFT not loaded: {exc}")
+    logger.info("loaded TFT model %s on %s", loaded.name, device)
+    return TFTForecaster(loaded, batch_size=settings.forecast_batch_size)
+
+
+def reload_path(settings: DaemonSettings, body: bytes) -> Path:
+    """The artifact a reload asks for ({"model": "name or path"}, default settings.model);
+    it must lie inside settings.models_dir."""
+    try:
+        request = orjson.loads(body) if body.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        raise ModelLoadError(f'body must be JSON like {{"model": "latest"}}: {exc}') from exc
+    if not isinstance(request, dict) or not isinstance(request.get("model", ""), str):
+        raise ModelLoadError('body must be a JSON object like {"model": "latest"}')
+    if not request.get("model"):
+        return settings.model
+    root = settings.models_dir.resolve()
+    path = (settings.models_dir / request["model"]).resolve()
+    if not path.is_relative_to(root):
+        raise ModelLoadError(f"{request['model']!r} is outside the models directory {root}")
+    return path

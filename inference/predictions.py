@@ -1,0 +1,117 @@
+"""The forecast cache and the /predict JSON (pure formatting, no I/O).
+
+A server's entry in /predict:
+    current, state, last_seen     its latest tick (live, from the buffers)
+    warmup {ready, progress}      progress in percent of the 288-step encoder window
+    forecast_status               "ok", "pending" (ready, first forecast not made yet) or
+                                  "warming_up"
+    forecast_origin               start of the last closed step the forecast starts after;
+                                  horizon h is the step starting h x 5 min later
+    predictions_30m / _1h / _8h   p50 of every metric at steps 6 / 12 / 96
+    quantiles {30m, 1h, 8h}       {p10, p50, p90} of every metric at those steps
+    risk_score, risk_level, risk_factors   see risk.py (computed with the forecast)
+    forecast_made_at              when the forecast pass ran
+    trajectory                    only with ?trajectory=true: every step's p10/p50/p90
+Everything after forecast_origin is computed once per forecast and cached as JSON bytes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import orjson
+
+import data_contract as dc
+from risk import Assessment
+
+HORIZONS = {"30m": 6, "1h": 12, "8h": 96}
+QUANTILES = ("p10", "p50", "p90")
+DECIMALS = 3
+
+
+def iso(seconds: float) -> str:
+    """UTC ISO 8601 with a Z, to the second."""
+    return datetime.fromtimestamp(int(seconds), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _metrics(values: np.ndarray) -> dict[str, float]:
+    rounded = np.round(values.astype(np.float64), DECIMALS).tolist()
+    return dict(zip(dc.METRIC_COLUMNS, rounded, strict=True))
+
+
+def forecast_fields(
+    origin_step: int, step_seconds: int, trajectory: np.ndarray, assessment: Assessment
+) -> dict[str, Any]:
+    """The cached part of a server's entry: trajectory (H, 14, 3) p10/p50/p90."""
+    fields: dict[str, Any] = {
+        "forecast_status": "ok",
+        "forecast_origin": iso(origin_step * step_seconds),
+    }
+    for label, step in HORIZONS.items():
+        fields[f"predictions_{label}"] = _metrics(trajectory[step - 1, :, 1])
+    fields["quantiles"] = {
+        label: {q: _metrics(trajectory[step - 1, :, i]) for i, q in enumerate(QUANTILES)}
+        for label, step in HORIZONS.items()
+    }
+    fields["risk_score"] = assessment.score
+    fields["risk_level"] = assessment.level
+    fields["risk_factors"] = assessment.factors
+    return fields
+
+
+def trajectory_fields(origin_step: int, step_seconds: int, trajectory: np.ndarray) -> bytes:
+    """',"trajectory":{...}' for ?trajectory=true: step start times and every quantile."""
+    horizon = trajectory.shape[0]
+    starts = (origin_step + np.arange(1, horizon + 1)) * step_seconds
+    rounded = np.round(trajectory.astype(np.float64), DECIMALS)
+    body = {"timestamps": [iso(s) for s in starts]}
+    for i, q in enumerate(QUANTILES):
+        body[q] = {m: rounded[:, j, i].tolist() for j, m in enumerate(dc.METRIC_COLUMNS)}
+    return b',"trajectory":' + orjson.dumps(body)
+
+
+def iso_many(seconds: np.ndarray) -> list[str]:
+    """iso() of many epoch seconds at once."""
+    stamps = np.datetime_as_string(np.asarray(seconds, dtype="datetime64[s]"), unit="s")
+    return [f"{s}Z" for s in stamps.tolist()]
+
+
+def live_fields(
+    values: np.ndarray,
+    states: np.ndarray,
+    seen: np.ndarray,
+    progress: np.ndarray,
+    ready: np.ndarray,
+) -> list[dict[str, Any]]:
+    """The per-request part of B servers' entries (latest tick and warmup), vectorised:
+    values (B, 14), states (B,) codes, seen (B,) epoch seconds, progress (B,) in [0, 1]."""
+    rounded = np.round(values.astype(np.float64), DECIMALS).tolist()
+    percent = np.round(100.0 * np.asarray(progress, dtype=np.float64), 1).tolist()
+    return [
+        {
+            "current": dict(zip(dc.METRIC_COLUMNS, current, strict=True)),
+            "state": dc.VALID_STATES[state],
+            "last_seen": stamp,
+            "warmup": {"ready": is_ready, "progress": pct},
+        }
+        for current, state, stamp, pct, is_ready in zip(
+            rounded, states.tolist(), iso_many(seen), percent, ready.tolist(), strict=True
+        )
+    ]
+
+
+def server_entry(live: dict[str, Any], cached: bytes | None, extra: bytes = b"") -> bytes:
+    """One server's JSON object: the live fields, then the cached forecast fields."""
+    if cached is None:
+        status = "pending" if live["warmup"]["ready"] else "warming_up"
+        live = {**live, "forecast_status": status, "risk_score": None, "risk_level": None}
+        return orjson.dumps(live)
+    return orjson.dumps(live)[:-1] + b"," + cached[1:-1] + extra + b"}"
+
+
+def predict_body(entries: dict[str, bytes], meta: dict[str, Any]) -> bytes:
+    """{"predictions": {...}, then meta's keys (timestamp, model, fleet)}."""
+    parts = [orjson.dumps(name) + b":" + entry for name, entry in entries.items()]
+    return b'{"predictions":{' + b",".join(parts) + b"}," + orjson.dumps(meta)[1:]

@@ -1,0 +1,251 @@
+"""The daemon's state and work, without HTTP: feeding, the forecast pass, what to serve.
+
+One lock guards the buffers and the cache. /feed applies a batch under it (milliseconds);
+the background thread (ForecastWorker) takes the windows of ready servers whose closed
+steps changed, releases the lock while the model runs, and stores the results under it.
+/predict only reads the cache, so a request never waits for the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+import risk
+from inference.buffers import FleetBuffers, window_values
+from inference.forecast import Forecaster
+from inference.ingest import parse_feed
+from inference.predictions import (
+    forecast_fields,
+    iso,
+    live_fields,
+    predict_body,
+    server_entry,
+    trajectory_fields,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Forecast:
+    """A server's cached forecast: trajectory (H, 14, 3), its risk and its JSON."""
+
+    origin: int
+    trajectory: np.ndarray
+    assessment: risk.Assessment
+    made_at: float
+    fields: bytes
+    trajectory_json: bytes | None = None
+
+
+@dataclass
+class PassStats:
+    passes: int = 0
+    servers: int = 0
+    seconds: float = 0.0
+    finished_at: float | None = None
+    error: str | None = None
+    error_at: float | None = None
+    failures: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {"passes": self.passes, "servers": self.servers, "seconds": round(self.seconds, 3)}
+        out["finished_at"] = iso(self.finished_at) if self.finished_at else None
+        out["error"] = self.error
+        out["error_at"] = iso(self.error_at) if self.error_at else None
+        out["failures"] = self.failures
+        return out
+
+
+@dataclass
+class InferenceService:
+    forecaster: Forecaster
+    buffers: FleetBuffers = field(default_factory=FleetBuffers)
+    cores: dict[str, float] = field(default_factory=dict)
+    default_cores: float = float("nan")
+    cache: dict[int, Forecast] = field(default_factory=dict)
+    stats: PassStats = field(default_factory=PassStats)
+    started_at: float = field(default_factory=time.time)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    wake: threading.Event = field(default_factory=threading.Event)
+
+    # --- /feed ------------------------------------------------------------------------
+
+    def feed(self, body: bytes) -> dict[str, Any]:
+        """Validate and apply a whole batch (FeedRejected: nothing applied)."""
+        batch = parse_feed(body)
+        with self.lock:
+            applied = self.buffers.apply(batch)
+            progress = self.fleet_progress()
+            servers = len(self.buffers)
+        self.wake.set()
+        logger.debug("feed: %s", applied)
+        return {
+            "status": "ok",
+            "received": applied.received,
+            "applied": applied.applied,
+            "duplicates": applied.duplicates,
+            "stale": applied.stale,
+            "new_servers": applied.new_servers,
+            "servers": servers,
+            "warmup_progress": progress,
+        }
+
+    def fleet_progress(self) -> float:
+        """The fleet's mean warmup, in percent (0 with no servers)."""
+        progress = self.buffers.warmup_progress()
+        return round(100.0 * float(progress.mean()), 1) if len(progress) else 0.0
+
+    # --- the forecast pass ------------------------------------------------------------
+
+    def run_pass(self) -> int:
+        """Forecast every ready server whose closed steps changed; returns how many."""
+        with self.lock:
+            rows = self.buffers.take_dirty()
+            if len(rows) == 0:
+                return 0
+            snapshot, forecaster = self.buffers.snapshot(rows), self.forecaster
+        started = time.perf_counter()
+        try:
+            values, states = window_values(snapshot)
+            trajectory = forecaster.forecast(values, states, snapshot.servers, snapshot.last_step)
+            cores = np.array([self._cores(s) for s in snapshot.servers])
+            assessments = risk.assess(values[:, -1], trajectory, cores)
+        except Exception as exc:
+            with self.lock:
+                self.buffers.mark_dirty(rows)
+                self.stats.error, self.stats.error_at = f"{type(exc).__name__}: {exc}", time.time()
+                self.stats.failures += 1
+            raise
+        self._store(rows, snapshot.last_step, trajectory, assessments, forecaster)
+        with self.lock:
+            self.stats.seconds = time.perf_counter() - started
+        return len(rows)
+
+    def _store(
+        self,
+        rows: np.ndarray,
+        origins: np.ndarray,
+        trajectory: np.ndarray,
+        assessments: list[risk.Assessment],
+        forecaster: Forecaster,
+        made_at: np.ndarray | None = None,
+    ) -> None:
+        now, step = time.time(), self.buffers.step_seconds
+        made = np.full(len(rows), now) if made_at is None else made_at
+        entries = {}
+        for i, row in enumerate(rows.tolist()):
+            fields = forecast_fields(int(origins[i]), step, trajectory[i], assessments[i])
+            fields["forecast_made_at"] = iso(made[i])
+            entries[row] = Forecast(
+                int(origins[i]), trajectory[i], assessments[i], float(made[i]), orjson.dumps(fields)
+            )
+        with self.lock:
+            if forecaster is not self.forecaster:  # swapped while running: discard
+                return
+            self.cache.update(entries)
+            if made_at is None:
+                self.stats.passes += 1
+                self.stats.servers, self.stats.finished_at, self.stats.error = len(rows), now, None
+
+    def restore_forecasts(
+        self, rows: np.ndarray, origins: np.ndarray, trajectory: np.ndarray, made_at: np.ndarray
+    ) -> None:
+        """Cache saved forecasts again (their risk is recomputed from the buffers)."""
+        with self.lock:
+            values, _ = window_values(self.buffers.snapshot(rows))
+            cores = np.array([self._cores(self.buffers.names[r]) for r in rows.tolist()])
+            assessments = risk.assess(values[:, -1], trajectory, cores)
+            self._store(rows, origins, trajectory, assessments, self.forecaster, made_at)
+
+    def _cores(self, server: str) -> float:
+        return self.cores.get(server, self.default_cores)
+
+    def swap_forecaster(self, forecaster: Forecaster) -> None:
+        """Serve a new model: forget the old model's forecasts and forecast everyone again."""
+        with self.lock:
+            self.forecaster = forecaster
+            self.cache.clear()
+            self.buffers.mark_dirty()
+        self.wake.set()
+
+    # --- reading ----------------------------------------------------------------------
+
+    def predict(self, servers: list[str] | None = None, trajectory: bool = False) -> bytes:
+        """The /predict body (all servers, or those named that exist)."""
+        with self.lock:
+            b, a = self.buffers, self.buffers.arrays
+            if servers:
+                rows = np.array([b.index[s] for s in servers if s in b.index], dtype=np.int64)
+            else:
+                rows = np.arange(len(b))
+            live = live_fields(
+                a["cur_values"][rows],
+                a["cur_state"][rows],
+                a["cur_sec"][rows],
+                b.warmup_progress()[rows],
+                b.ready()[rows],
+            )
+            entries = {
+                b.names[row]: self._entry(row, fields, trajectory)
+                for row, fields in zip(rows.tolist(), live, strict=True)
+            }
+            meta = self._meta()
+        return predict_body(entries, meta)
+
+    def _entry(self, row: int, live: dict[str, Any], trajectory: bool) -> bytes:
+        cached = self.cache.get(row)
+        if cached is None:
+            return server_entry(live, None)
+        extra = b""
+        if trajectory:
+            if cached.trajectory_json is None:
+                step = self.buffers.step_seconds
+                cached.trajectory_json = trajectory_fields(cached.origin, step, cached.trajectory)
+            extra = cached.trajectory_json
+        return server_entry(live, cached.fields, extra)
+
+    def _meta(self) -> dict[str, Any]:
+        return {
+            "timestamp": iso(time.time()),
+            "model": {**self.forecaster.info, "last_pass": self.stats.as_dict()},
+            "fleet": self.fleet_summary(),
+        }
+
+    def fleet_summary(self) -> dict[str, Any]:
+        ready = self.buffers.ready()
+        return {
+            "servers": len(self.buffers),
+            "ready": int(ready.sum()),
+            "forecasts": len(self.cache),
+            "warmup_progress": self.fleet_progress(),
+        }
+
+    def alerts(self, min_level: str = "warning") -> dict[str, Any]:
+        with self.lock:
+            names = self.buffers.names
+            assessments = {names[row]: f.assessment for row, f in self.cache.items()}
+            meta = self._meta()
+        return {"alerts": risk.alerts(assessments, min_level), **meta}
+
+    def health(self) -> dict[str, Any]:
+        with self.lock:
+            fleet = self.fleet_summary()
+            fleet["ticks_held"] = int(self.buffers.view("count").sum())
+            info, stats = self.forecaster.info, self.stats.as_dict()
+        degraded = info["kind"] != "tft" or stats["error"] is not None
+        return {
+            "status": "degraded" if degraded else "ok",
+            "model_loaded": info["kind"] == "tft",
+            "model": {"kind": info["kind"], "name": info["name"]},
+            **fleet,
+            "last_pass": stats,
+            "uptime_s": round(time.time() - self.started_at, 1),
+        }

@@ -1,0 +1,79 @@
+"""The background thread that runs forecast passes (and saves the state now and then)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from inference.service import InferenceService
+
+logger = logging.getLogger(__name__)
+
+
+class ForecastWorker:
+    """Runs service.run_pass() whenever a feed woke it (or every poll_s), off the event loop.
+
+    coalesce_s: after a wake-up, wait this long so that servers closing a step at nearly
+    the same time share one batched pass. After a failed pass (logged with its traceback,
+    and shown by /health and /predict) it waits retry_s before trying again.
+    """
+
+    def __init__(
+        self,
+        service: InferenceService,
+        coalesce_s: float = 1.0,
+        retry_s: float = 10.0,
+        poll_s: float = 1.0,
+        save: Callable[[], None] | None = None,
+        save_every_s: float = 60.0,
+    ) -> None:
+        self.service, self.coalesce_s, self.retry_s, self.poll_s = (
+            service,
+            coalesce_s,
+            retry_s,
+            poll_s,
+        )
+        self.save, self.save_every_s = save, save_every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="forecast-worker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self.service.wake.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        last_save = time.monotonic()
+        while not self._stop.is_set():
+            if self.service.wake.wait(self.poll_s):
+                self.service.wake.clear()
+                self._stop.wait(self.coalesce_s)
+            if self._stop.is_set():
+                break
+            self._forecast()
+            if self.save is not None and time.monotonic() - last_save >= self.save_every_s:
+                self._save()
+                last_save = time.monotonic()
+
+    def _forecast(self) -> None:
+        try:
+            started = time.perf_counter()
+            count = self.service.run_pass()
+            if count:
+                logger.info(
+                    "forecast pass: %d servers in %.2f s", count, time.perf_counter() - started
+                )
+        except Exception:
+            logger.exception("forecast pass failed; retrying in %.0f s", self.retry_s)
+            self._stop.wait(self.retry_s)
+
+    def _save(self) -> None:
+        try:
+            self.save()
+        except Exception:
+            logger.exception("saving the daemon state failed; will retry")

@@ -1,0 +1,228 @@
+"""Every endpoint of the inference daemon, in-process (httpx.ASGITransport over create_app),
+with the fast labelled baseline as the forecaster; reloading loads the real TFT."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+from fastapi import FastAPI
+
+import data_contract as dc
+from inference.app import create_app
+from inference.forecast import SeasonalNaiveForecaster
+from inference.settings import DaemonSettings
+from tests.daemon_helpers import AUTH, KEY, T0, make_record, running, steps_body
+
+pytestmark = pytest.mark.anyio
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def settings(**changes: Any) -> DaemonSettings:
+    base: dict[str, Any] = {
+        "api_key": KEY,
+        "state_dir": None,
+        "forecast_worker": False,
+        "models_dir": MODELS,
+        "model": MODELS / "latest",
+    }
+    return DaemonSettings(_env_file=None, **{**base, **changes})
+
+
+def app_with(forecaster: Any = None, **changes: Any) -> FastAPI:
+    return create_app(settings(**changes), model=forecaster or SeasonalNaiveForecaster())
+
+
+class Exploding(SeasonalNaiveForecaster):
+    def forecast(self, *args: Any) -> np.ndarray:
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+
+# --- /feed ---------------------------------------------------------------------------
+
+
+async def test_feed_accepts_a_batch_and_reports_warmup() -> None:
+    async with running(app_with()) as client:
+        response = await client.post("/feed", content=steps_body(["a", "b"], 144), headers=AUTH)
+        assert response.status_code == 200
+        body = response.json()
+        assert body["status"] == "ok" and body["received"] == body["applied"] == 288
+        assert body["warmup_progress"] == pytest.approx(49.7, abs=0.1)  # 143 of 288 steps
+        assert body["new_servers"] == 2 and body["duplicates"] == 0
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"), [({}, 401), ({"X-API-Key": "wrong"}, 403), ({"X-API-Key": ""}, 403)]
+)
+async def test_feed_auth_is_checked_before_the_body(headers: dict, status: int) -> None:
+    async with running(app_with()) as client:
+        response = await client.post("/feed", content=b"{not json", headers=headers)
+        assert response.status_code == status
+        assert (await client.get("/health")).json()["servers"] == 0
+
+
+async def test_feed_body_over_the_limit_is_413() -> None:
+    async with running(app_with(max_body_bytes=2000)) as client:
+        response = await client.post("/feed", content=steps_body(["a"], 10), headers=AUTH)
+        assert response.status_code == 413
+        assert "limit" in response.json()["detail"]
+
+
+async def test_an_invalid_record_rejects_the_whole_batch_and_names_it() -> None:
+    records = [make_record("a", T0), make_record("b", T0, mem_used_pct=130.0)]
+    async with running(app_with()) as client:
+        response = await client.post("/feed", content=orjson.dumps(records), headers=AUTH)
+        assert response.status_code == 422
+        detail = response.json()["detail"]
+        assert detail[0]["index"] == 1 and detail[0]["field"] == "mem_used_pct"
+        assert "100" in detail[0]["problem"]
+        assert (await client.get("/health")).json()["servers"] == 0  # "a" was not applied
+
+
+async def test_a_retried_batch_changes_nothing() -> None:
+    body = steps_body(["a"], 5)
+    async with running(app_with()) as client:
+        await client.post("/feed", content=body, headers=AUTH)
+        first = await client.get("/predict", headers=AUTH)
+        retry = (await client.post("/feed", content=body, headers=AUTH)).json()
+        assert (retry["applied"], retry["duplicates"]) == (0, 5)
+        again = await client.get("/predict", headers=AUTH)
+        assert first.json()["predictions"] == again.json()["predictions"]
+
+
+# --- /predict ------------------------------------------------------------------------
+
+
+async def test_predict_serves_every_field_from_the_cache() -> None:
+    app = app_with()
+    async with running(app) as client:
+        await client.post("/feed", content=steps_body(["a", "b"], 289), headers=AUTH)
+        await client.post("/feed", content=steps_body(["late"], 10), headers=AUTH)
+        pending = (await client.get("/predict", headers=AUTH)).json()["predictions"]
+        assert pending["a"]["forecast_status"] == "pending" and pending["a"]["risk_score"] is None
+        assert app.state.service.run_pass() == 2
+        body = (await client.get("/predict", headers=AUTH)).json()
+    assert body["model"]["kind"] == "seasonal_naive" and body["model"]["last_pass"]["passes"] == 1
+    assert body["fleet"] == {"servers": 3, "ready": 2, "forecasts": 2, "warmup_progress": 67.7}
+    entry = body["predictions"]["a"]
+    assert set(entry["current"]) == set(dc.METRIC_COLUMNS) and entry["state"] == "healthy"
+    assert entry["warmup"] == {"ready": True, "progress": 100.0}
+    assert entry["forecast_origin"] == "2025-06-16T15:05:00Z"  # step 287, the last closed
+    for label in ("30m", "1h", "8h"):
+        assert entry[f"predictions_{label}"]["mem_used_pct"] == 50.0
+        assert set(entry["quantiles"][label]) == {"p10", "p50", "p90"}
+    assert entry["risk_score"] == 0 and entry["risk_level"] == "healthy"
+    assert entry["risk_factors"] == [] and "trajectory" not in entry
+    late = body["predictions"]["late"]
+    assert late["forecast_status"] == "warming_up" and late["warmup"]["progress"] == 3.1
+
+
+async def test_predict_filters_servers_and_returns_trajectories() -> None:
+    app = app_with()
+    async with running(app) as client:
+        await client.post("/feed", content=steps_body(["a", "b"], 289), headers=AUTH)
+        app.state.service.run_pass()
+        response = await client.get(
+            "/predict", params={"servers": "b,unknown", "trajectory": "true"}, headers=AUTH
+        )
+        assert (await client.get("/predict")).status_code == 401
+    predictions = response.json()["predictions"]
+    assert list(predictions) == ["b"]
+    trajectory = predictions["b"]["trajectory"]
+    assert len(trajectory["timestamps"]) == 96 and trajectory["timestamps"][0].endswith("10:00Z")
+    assert len(trajectory["p90"]["disk_usage_pct"]) == 96
+
+
+async def test_risk_and_alerts_follow_the_forecast() -> None:
+    app = app_with()
+    async with running(app) as client:
+        await client.post(
+            "/feed", content=steps_body(["full"], 289, disk_usage_pct=97.0), headers=AUTH
+        )
+        await client.post("/feed", content=steps_body(["fine"], 289), headers=AUTH)
+        app.state.service.run_pass()
+        full = (await client.get("/predict", headers=AUTH)).json()["predictions"]["full"]
+        alerts = (await client.get("/alerts", headers=AUTH)).json()
+        bad_level = await client.get("/alerts", params={"min_level": "nope"}, headers=AUTH)
+    assert full["risk_score"] == 100 and full["risk_level"] == "critical"
+    assert full["risk_factors"][0]["metric"] == "disk_usage_pct"
+    assert [a["server"] for a in alerts["alerts"]] == ["full"]
+    assert alerts["model"]["kind"] == "seasonal_naive"
+    assert bad_level.status_code == 422
+
+
+async def test_a_failing_model_is_reported_not_hidden() -> None:
+    app = app_with(Exploding())
+    async with running(app) as client:
+        await client.post("/feed", content=steps_body(["a"], 289), headers=AUTH)
+        with pytest.raises(RuntimeError, match="out of memory"):
+            app.state.service.run_pass()
+        health = (await client.get("/health")).json()
+        predict = (await client.get("/predict", headers=AUTH)).json()
+    assert health["status"] == "degraded" and "out of memory" in health["last_pass"]["error"]
+    assert predict["model"]["last_pass"]["failures"] == 1
+    assert predict["predictions"]["a"]["forecast_status"] == "pending"
+    assert app.state.service.buffers.view("dirty").all()  # retried at the next pass
+
+
+# --- /health, reload, auth settings --------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_health_needs_no_key_and_shows_no_secret(method: str) -> None:
+    async with running(app_with()) as client:
+        response = await client.request(method, "/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "degraded" and body["model_loaded"] is False  # baseline served
+    assert KEY not in response.text and body["model"]["kind"] == "seasonal_naive"
+
+
+async def test_reload_swaps_in_a_tft_and_keeps_serving_on_failure() -> None:
+    app = app_with()
+    async with running(app) as client:
+        await client.post("/feed", content=steps_body(["a"], 289), headers=AUTH)
+        app.state.service.run_pass()
+        missing = await client.post("/admin/reload-model", json={"model": "nope"}, headers=AUTH)
+        outside = await client.post(
+            "/admin/reload-model", json={"model": "../README.md"}, headers=AUTH
+        )
+        assert (await client.get("/predict", headers=AUTH)).json()["fleet"]["forecasts"] == 1
+        loaded = await client.post("/admin/reload-model", json={"model": "latest"}, headers=AUTH)
+        after = (await client.get("/predict", headers=AUTH)).json()
+        unauthorised = await client.post("/admin/reload-model")
+    assert missing.status_code == 422 and "nope" in missing.json()["detail"]
+    assert missing.json()["serving"]["kind"] == "seasonal_naive"
+    assert outside.status_code == 422 and "outside" in outside.json()["detail"]
+    assert loaded.status_code == 200 and loaded.json()["model"]["kind"] == "tft"
+    assert after["model"]["kind"] == "tft" and after["fleet"]["forecasts"] == 0  # old ones gone
+    assert app.state.service.buffers.view("dirty").all()
+    assert unauthorised.status_code == 401
+
+
+async def test_insecure_mode_without_a_key_serves_without_auth() -> None:
+    async with running(app_with(api_key=None, insecure_no_auth=True)) as client:
+        response = await client.post("/feed", content=steps_body(["a"], 1))
+    assert response.status_code == 200
+
+
+async def test_a_configured_key_is_required_even_with_the_insecure_flag() -> None:
+    async with running(app_with(insecure_no_auth=True)) as client:
+        assert (await client.post("/feed", content=steps_body(["a"], 1))).status_code == 401
+
+
+async def test_the_key_is_never_logged(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with running(app_with()) as client:
+        await client.post("/feed", content=steps_body(["a"], 2), headers=AUTH)
+        await client.post("/feed", content=b"[]", headers={"X-API-Key": KEY + "x"})
+    assert KEY not in caplog.text

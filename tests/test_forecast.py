@@ -1,0 +1,105 @@
+"""The daemon's forecasts (ticks -> buffers -> numpy inputs -> TFT) equal the library's own
+predict() on the same windows, gaps included; and the labelled baseline."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+
+import data_contract as dc
+import metrics_generator as mg
+from inference.forecast import HIGH, LOW, SeasonalNaiveForecaster, TFTForecaster
+from inference.service import InferenceService
+from training import dataset as tds
+from training import load_artifact
+from training.artifact import LoadedModel
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def feed_body(frame: pd.DataFrame) -> bytes:
+    out = frame.copy()
+    out["timestamp"] = out["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return orjson.dumps(out.to_dict("records"))
+
+
+@pytest.fixture(scope="module")
+def loaded() -> LoadedModel:
+    return load_artifact("models/latest")
+
+
+@pytest.fixture(scope="module")
+def fleet_frame() -> pd.DataFrame:
+    frame = mg.generate_fleet(n_servers=3, days=1.6, seed=5).frame
+    gap = (frame.server_name == "ppdb001") & frame.timestamp.between(
+        "2025-01-06T20:00", "2025-01-06T21:30"
+    )
+    return frame[~gap].reset_index(drop=True)
+
+
+def library_forecast(loaded: LoadedModel, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """predict() of the last window of each server: index (decoder start, server_id) and
+    (B, 96, 14, 3) quantiles, clipped like the daemon's."""
+    data = tds.dataset_from_json(loaded.config["dataset"], tds.prepare_frame(frame), predict=True)
+    out = loaded.model.predict(
+        data,
+        mode="quantiles",
+        return_index=True,
+        batch_size=8,
+        trainer_kwargs={
+            "logger": False,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "accelerator": "cpu",
+        },
+    )
+    quantiles = np.stack([t.numpy() for t in out.output], axis=2)
+    return out.index, np.clip(quantiles, LOW[:, None], HIGH[:, None])
+
+
+@pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("fast", [False, True], ids=["library-forward", "accelerated"])
+def test_daemon_forecast_equals_library_predict(
+    loaded: LoadedModel, fleet_frame: pd.DataFrame, fast: bool
+) -> None:
+    index, expected = library_forecast(loaded, fleet_frame)
+    start = pd.Timestamp(int(index.time_idx.iloc[0]) * 300, unit="s", tz="UTC")
+    assert (index.time_idx == index.time_idx.iloc[0]).all()
+
+    service = InferenceService(forecaster=TFTForecaster(loaded, fast=fast))
+    fed = fleet_frame[fleet_frame.timestamp <= start]  # the decoder's first step stays open
+    service.feed(feed_body(fed))
+    assert service.run_pass() == 3
+    id_to_name = loaded.server_mapping["id_to_name"]
+    for i, server_id in enumerate(index.server_id):
+        row = service.buffers.index[id_to_name.get(str(server_id), str(server_id))]
+        cached = service.cache[row]
+        assert cached.origin == index.time_idx.iloc[i] - 1
+        tolerance = {"rtol": 1e-4, "atol": 1e-3} if fast else {"rtol": 1e-5, "atol": 1e-5}
+        np.testing.assert_allclose(cached.trajectory, expected[i], **tolerance)
+
+
+def test_unknown_servers_are_forecast_with_the_unknown_id(loaded: LoadedModel) -> None:
+    forecaster = TFTForecaster(loaded)
+    values = np.full((2, 288, 14), 10.0, dtype=np.float32)
+    values[:, :, dc.METRIC_COLUMNS.index("cpu_idle_pct")] = 80.0
+    states = np.zeros((2, 288), dtype=np.int8)
+    out = forecaster.forecast(values, states, ["never-seen-1", "never-seen-2"], np.full(2, 5787000))
+    assert out.shape == (2, 96, 14, 3) and np.isfinite(out).all()
+    np.testing.assert_array_equal(out[0], out[1])  # same inputs, same (unknown) server id
+    assert (out >= LOW[:, None]).all() and (out <= HIGH[:, None]).all()
+
+
+def test_seasonal_naive_repeats_yesterday_and_says_so() -> None:
+    baseline = SeasonalNaiveForecaster(reason="test")
+    values = np.arange(2 * 288 * 14, dtype=np.float32).reshape(2, 288, 14)
+    out = baseline.forecast(values, np.zeros((2, 288), np.int8), ["a", "b"], np.array([10, 10]))
+    assert out.shape == (2, 96, 14, 3)
+    np.testing.assert_array_equal(out[:, :, :, 1], values[:, :96])  # step h = h steps after t-288
+    np.testing.assert_array_equal(out[..., 0], out[..., 2])
+    assert baseline.info["kind"] == "seasonal_naive" and "not the TFT" in baseline.info["note"]
+    with pytest.raises(ValueError, match="288 steps"):
+        baseline.forecast(values[:, :100], np.zeros((2, 100), np.int8), ["a", "b"], np.zeros(2))
