@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   := training/server_metrics.parquet
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install data demo test lint format bench clean
 
 install: $(STAMP)
 
@@ -25,9 +25,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 $(DATA): | $(STAMP)
 	$(BIN)/python metrics_generator.py --servers 20 --days 30 --step 300 --seed 42 --out training/
 
-demo: $(STAMP) $(DATA)
-	$(BIN)/python generate_api_key.py
+data: $(STAMP) $(DATA)
 	@echo "Training data: $(DATA) (see training/metrics_metadata.json for the incidents)."
+
+# The stack: inference daemon on :8000 fed by the simulated fleet (control API :8001).
+demo: $(STAMP)
+	PYTHON=$(BIN)/python deploy/run_stack.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -43,6 +46,8 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_generator.py
 	$(BIN)/python bench/bench_training.py --threads 2
+	$(BIN)/python bench/bench_forecast.py --threads 2
+	$(BIN)/python bench/bench_daemon.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

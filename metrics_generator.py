@@ -98,7 +98,8 @@ class FleetSimulator:
     """A fleet that advances step by step; each advance() continues where the last stopped.
 
     servers maps name -> profile (sorted by name), incidents lists every incident so far,
-    now is the timestamp of the next step. A streaming daemon can call advance(1) per tick.
+    now is the timestamp of the next step. A streaming daemon can call advance(1) per tick,
+    and steer it with force_incident (optionally fast and held critical) and release.
     """
 
     def __init__(
@@ -119,6 +120,7 @@ class FleetSimulator:
         self._start_ns, self._step_ns = self.start.as_unit("ns").value, step_seconds * 10**9
         self._per_day = 86_400 / step_seconds
         self._open: dict[int, int] = {}  # server index -> index of its open incident
+        self._held = np.zeros(len(self.names), dtype=bool)  # stay critical until release()
         self._cache: tuple[int, Array, Array] = (-1, np.empty(0), np.empty(0))
         self._init_state(_rng(seed, 1))
 
@@ -146,13 +148,49 @@ class FleetSimulator:
         chunks = [self._simulate(min(day, n_steps - i)) for i in range(0, n_steps, day)]
         return _frame(self.names, chunks or [self._simulate(0)])
 
-    def force_incident(self, server: str, kind: str) -> Incident:
-        """Start an incident of kind (INCIDENT_KINDS) on server at the next step."""
+    def force_incident(
+        self, server: str, kind: str, hours: float | None = None, hold: bool = False
+    ) -> Incident:
+        """Start an incident of kind (INCIDENT_KINDS) on server at the next step.
+
+        hours sets how long it builds up before turning critical (default: the middle of
+        the kind's range); hold keeps the server critical from then on, until release().
+        """
+        index = self._index(server)
+        event = np.array([INCIDENT_KINDS.index(kind)])
+        length = None if hours is None else self._steps(np.array([float(hours)]))
+        self._begin(index, event, self.step, np.array([0.5]), length)
+        self._held[index] = hold
+        return self.incidents[-1]
+
+    def release(self, server: str) -> bool:
+        """End server's incident at the next step, as an operator's fix would.
+
+        A server building up an incident or critical recovers in place from its current
+        severity (no jump), over the middle of the recovery range; a filling disk is
+        cleaned up. Also ends a hold. False when the server has no incident in progress.
+        """
+        i, g, s = self._index(server), self.step, self._state
+        self._held[i] = False
+        mode = int(s["mode"][i[0]])
+        if mode not in (fm.INCIDENT, fm.CRITICAL):
+            return False
+        span = max(int(s["t1"][i[0]] - s["t0"][i[0]]), 1)
+        severity = 1.0 if mode == fm.CRITICAL else min(max((g - s["t0"][i[0]]) / span, 0.0), 1.0)
+        length = int(self._steps(np.array([(fm.PHASE_LOW + fm.PHASE_HIGH)[fm.RECOVERY] / 2]))[0])
+        start = g - int(round((1 - severity) * length))
+        s["mode"][i], s["t0"][i], s["t1"][i] = fm.RECOVERY, start, max(start + length, g + 1)
+        if s["kind"][i[0]] == fm.FILL:
+            self._clean_disk(i, g, 0.1)
+        self._close(i, g)
+        self._due = int(s["t1"].min())
+        return True
+
+    def _index(self, server: str) -> Array:
         index = np.flatnonzero(self.names == server)
         if index.size == 0:
             raise KeyError(f"unknown server {server!r}")
-        self._begin(index, np.array([INCIDENT_KINDS.index(kind)]), self.step, np.array([0.5]))
-        return self.incidents[-1]
+        return index
 
     def _simulate(self, k_steps: int) -> dict[str, Array]:
         """The next k_steps steps as (k_steps, n_servers) arrays (see _frame)."""
@@ -190,6 +228,7 @@ class FleetSimulator:
         if idx.size:
             cum = np.cumsum(hazard[idx], axis=1)
             event = (u[idx, U_KIND, None] * cum[:, -1:] > cum).sum(axis=1)
+            self._held[idx] = False
             self._begin(idx, event, g, u[idx, U_HOURS])
         if cleanup:
             self._clean_disk(np.flatnonzero(self._state["kind"] != fm.FILL), g, 0.35)
@@ -211,16 +250,20 @@ class FleetSimulator:
         s["mode"][idx], s["t0"][idx] = nxt, g
         hours = fm.PHASE_LOW[nxt] + u[idx, U_HOURS] * (fm.PHASE_HIGH[nxt] - fm.PHASE_LOW[nxt])
         s["t1"][idx] = np.where(nxt == fm.NORMAL, NEVER, g + self._steps(hours))
+        s["t1"][idx[(nxt == fm.CRITICAL) & self._held[idx]]] = NEVER  # held critical
+        self._held[idx[nxt != fm.CRITICAL]] = False
         s["boot"][idx[nxt == fm.OFFLINE]] = g
         s["kind"][idx[(nxt == fm.OFFLINE) | (nxt == fm.NORMAL)]] = 0  # a restart ends effects
         self._due = int(s["t1"].min())
 
-    def _begin(self, idx: Array, event: Array, g: int, u_hours: Array) -> None:
-        """Start events (EVENTS indices) on servers idx at step g."""
+    def _begin(
+        self, idx: Array, event: Array, g: int, u_hours: Array, length: Array | None = None
+    ) -> None:
+        """Start events (EVENTS indices) on servers idx at step g; length: steps of phase 1."""
         s, (low, high) = self._state, fm.EVENT_HOURS[event].T
         mode = fm.EVENT_MODE[event]
         s["mode"][idx], s["t0"][idx] = mode, g
-        s["t1"][idx] = g + self._steps(low + u_hours * (high - low))
+        s["t1"][idx] = g + (self._steps(low + u_hours * (high - low)) if length is None else length)
         s["kind"][idx] = np.where(mode == fm.INCIDENT, event + 1, 0)
         s["boot"][idx[mode == fm.OFFLINE]] = g
         fill = idx[event + 1 == fm.FILL]

@@ -71,6 +71,7 @@ class InferenceService:
     cores: dict[str, float] = field(default_factory=dict)
     default_cores: float = float("nan")
     cache: dict[int, Forecast] = field(default_factory=dict)
+    chunk_size: int = 1024  # servers per model call group in a pass
     stats: PassStats = field(default_factory=PassStats)
     started_at: float = field(default_factory=time.time)
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -106,28 +107,37 @@ class InferenceService:
     # --- the forecast pass ------------------------------------------------------------
 
     def run_pass(self) -> int:
-        """Forecast every ready server whose closed steps changed; returns how many."""
+        """Forecast every ready server whose closed steps changed, chunk_size servers at a
+        time (bounded memory); returns how many. A failure is recorded and re-raised, and
+        the servers not done are forecast again at the next pass."""
         with self.lock:
-            rows = self.buffers.take_dirty()
-            if len(rows) == 0:
-                return 0
-            snapshot, forecaster = self.buffers.snapshot(rows), self.forecaster
-        started = time.perf_counter()
+            rows, forecaster = self.buffers.take_dirty(), self.forecaster
+        started, done = time.perf_counter(), 0
         try:
-            values, states = window_values(snapshot)
-            trajectory = forecaster.forecast(values, states, snapshot.servers, snapshot.last_step)
-            cores = np.array([self._cores(s) for s in snapshot.servers])
-            assessments = risk.assess(values[:, -1], trajectory, cores)
+            for done in range(0, len(rows), self.chunk_size):
+                self._forecast_chunk(rows[done : done + self.chunk_size], forecaster)
         except Exception as exc:
             with self.lock:
-                self.buffers.mark_dirty(rows)
+                self.buffers.mark_dirty(rows[done:])
                 self.stats.error, self.stats.error_at = f"{type(exc).__name__}: {exc}", time.time()
                 self.stats.failures += 1
             raise
-        self._store(rows, snapshot.last_step, trajectory, assessments, forecaster)
-        with self.lock:
-            self.stats.seconds = time.perf_counter() - started
+        if len(rows):
+            with self.lock:
+                self.stats.passes += 1
+                self.stats.servers, self.stats.error = len(rows), None
+                self.stats.seconds = time.perf_counter() - started
+                self.stats.finished_at = time.time()
         return len(rows)
+
+    def _forecast_chunk(self, rows: np.ndarray, forecaster: Forecaster) -> None:
+        with self.lock:
+            snapshot = self.buffers.snapshot(rows)
+        values, states = window_values(snapshot)
+        trajectory = forecaster.forecast(values, states, snapshot.servers, snapshot.last_step)
+        cores = np.array([self._cores(s) for s in snapshot.servers])
+        assessments = risk.assess(values[:, -1], trajectory, cores)
+        self._store(rows, snapshot.last_step, trajectory, assessments, forecaster)
 
     def _store(
         self,
@@ -148,12 +158,8 @@ class InferenceService:
                 int(origins[i]), trajectory[i], assessments[i], float(made[i]), orjson.dumps(fields)
             )
         with self.lock:
-            if forecaster is not self.forecaster:  # swapped while running: discard
-                return
-            self.cache.update(entries)
-            if made_at is None:
-                self.stats.passes += 1
-                self.stats.servers, self.stats.finished_at, self.stats.error = len(rows), now, None
+            if forecaster is self.forecaster:  # else swapped while running: discard
+                self.cache.update(entries)
 
     def restore_forecasts(
         self, rows: np.ndarray, origins: np.ndarray, trajectory: np.ndarray, made_at: np.ndarray

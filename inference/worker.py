@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 import time
@@ -65,6 +66,7 @@ class ForecastWorker:
             started = time.perf_counter()
             count = self.service.run_pass()
             if count:
+                release_free_memory()
                 logger.info(
                     "forecast pass: %d servers in %.2f s", count, time.perf_counter() - started
                 )
@@ -77,3 +79,14 @@ class ForecastWorker:
             self.save()
         except Exception:
             logger.exception("saving the daemon state failed; will retry")
+
+
+def release_free_memory() -> None:
+    """Hand memory freed after a pass (the model's activations) back to the OS.
+
+    glibc keeps freed heap pages for reuse, so without this the daemon's RSS stays at its
+    peak; elsewhere (musl, macOS) this does nothing."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

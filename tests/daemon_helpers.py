@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +19,7 @@ from fastapi import FastAPI
 
 import data_contract as dc
 
+ROOT = Path(__file__).resolve().parents[1]
 KEY = "test-key-0123456789abcdef"
 AUTH = {"X-API-Key": KEY}
 T0 = 1_750_000_200  # a 5-minute step boundary (2025-06-15T15:10:00Z)
@@ -47,3 +54,33 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://daemon") as client:
             yield client
+
+
+# --- real processes ---------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_daemon(port: int, state_dir: Path, log: Path, **env: str) -> subprocess.Popen:
+    environment = {**os.environ, "TFT_API_KEY": KEY, "TFT_COALESCE_S": "0.2", **env}
+    command = [sys.executable, "tft_inference_daemon.py", "--port", str(port)]
+    command += ["--state-dir", str(state_dir), "--model", "models/latest"]
+    with open(log, "ab") as out:
+        return subprocess.Popen(command, cwd=ROOT, env=environment, stdout=out, stderr=out)
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, log: Path) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = condition()
+        except httpx.TransportError:
+            result = None
+        if result:
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}; daemon log:\n{log.read_text()[-3000:]}")

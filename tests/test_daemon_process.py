@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,37 +15,10 @@ import orjson
 import pytest
 
 import metrics_generator as mg
-from tests.daemon_helpers import AUTH, KEY
+from tests.daemon_helpers import AUTH, KEY, free_port, start_daemon, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVERS = 3
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_daemon(port: int, state_dir: Path, log: Path, **env: str) -> subprocess.Popen:
-    environment = {**os.environ, "TFT_API_KEY": KEY, "TFT_COALESCE_S": "0.2", **env}
-    command = [sys.executable, "tft_inference_daemon.py", "--port", str(port)]
-    command += ["--state-dir", str(state_dir), "--model", "models/latest"]
-    with open(log, "ab") as out:
-        return subprocess.Popen(command, cwd=ROOT, env=environment, stdout=out, stderr=out)
-
-
-def wait_for(condition, timeout: float, what: str, log: Path) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = condition()
-        except httpx.TransportError:
-            result = None
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}; daemon log:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture

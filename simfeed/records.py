@@ -1,0 +1,49 @@
+"""Simulator frames to /feed records: 5-minute aggregation and JSON-ready dicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import data_contract as dc
+from simfeed.timing import STEP, STEP_SECONDS
+
+ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+COUNTERS: tuple[str, ...] = ("back_close_wait", "front_close_wait")
+GAUGES: tuple[str, ...] = tuple(c for c in dc.METRIC_COLUMNS if c not in dc.INT_COLUMNS)
+LAST: tuple[str, ...] = ("state", "uptime_days")  # point values: the step's last tick
+DECIMALS = 4  # floats are sent rounded: smaller bodies, no false precision
+
+
+def aggregate_steps(frame: pd.DataFrame, tick: int) -> pd.DataFrame:
+    """One row per server and 5-minute step, timestamped at the step's start.
+
+    What the daemon builds from the streamed ticks (inference.buffers.AGGREGATION): gauges
+    are the mean of the step's ticks, close-wait counts their max, state and uptime_days
+    the last tick's.
+    Rows come by timestamp, then server. At a 300 s tick the frame is only reordered.
+    """
+    if tick >= STEP_SECONDS or frame.empty:
+        return time_major(frame)
+    keys = [frame["server_name"], frame["timestamp"].dt.floor(STEP)]
+    grouped = frame.groupby(keys, sort=True)
+    out = grouped[list(GAUGES)].mean()
+    out[list(COUNTERS)] = grouped[list(COUNTERS)].max().astype(np.int64)
+    out[list(LAST)] = grouped[list(LAST)].last()
+    return time_major(out.reset_index()[list(dc.REQUIRED_COLUMNS)])
+
+
+def time_major(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame's rows by timestamp, then server name (per server order is kept)."""
+    ordered = frame.sort_values(["timestamp", "server_name"], kind="stable")
+    return ordered.reset_index(drop=True)
+
+
+def to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-ready contract records: ISO 8601 UTC timestamps ("...Z"), Python ints and floats."""
+    out = frame[list(dc.REQUIRED_COLUMNS)].copy()
+    out["timestamp"] = out["timestamp"].dt.strftime(ISO_FORMAT)
+    out[list(GAUGES)] = out[list(GAUGES)].round(DECIMALS)
+    return out.to_dict("records")

@@ -1,0 +1,228 @@
+"""The daemon's life: backfill history, then stream ticks, with the control API alongside.
+
+One simulator, one clock: the fleet starts backfill_hours before "now" (floored to a
+5-minute boundary) at the tick length of timing.tick_seconds and runs continuously from
+there. Backfill ticks are aggregated into one record per server per 5-minute step (what
+the daemon would have built from the stream) and sent in batches; streaming sends every
+raw tick. The scenario from the settings starts when streaming starts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pandas as pd
+import uvicorn
+
+import fleet_model as fm
+from metrics_generator import FleetSimulator
+from simfeed.control import create_control_app
+from simfeed.records import aggregate_steps, time_major, to_records
+from simfeed.scenarios import ScenarioController, check_servers, default_servers
+from simfeed.sender import FeedSender
+from simfeed.settings import Settings
+from simfeed.timing import STEP_SECONDS, StreamClock, backfill_window, next_wake, tick_seconds
+
+logger = logging.getLogger(__name__)
+
+BACKFILL_ROWS = 200_000  # simulated rows per backfill chunk (bounds memory at 1 s ticks)
+
+
+def build_controller(
+    settings: Settings, now: pd.Timestamp
+) -> tuple[ScenarioController, pd.Timestamp]:
+    """The live fleet, starting backfill_hours before now; returns (controller, backfill end)."""
+    tick = tick_seconds(settings.interval, settings.speed)
+    start, end = backfill_window(now, settings.backfill_hours)
+    sim = FleetSimulator(settings.servers, settings.seed, tick, start)
+    chosen = settings.scenario_servers or default_servers(settings.scenario, sim.servers)
+    check_servers(settings.scenario, chosen, sim.servers)
+    return ScenarioController(sim), end
+
+
+def backfill(
+    controller: ScenarioController, sender: FeedSender, end: pd.Timestamp, stop: threading.Event
+) -> int:
+    """Simulate up to end, send one record per server per 5-minute step; returns records.
+
+    Chunks hold at most one batch of records (and BACKFILL_ROWS simulated rows); the
+    backfill pauses while the daemon is unreachable rather than overflow the buffer.
+    """
+    sim, began, n = controller.sim, time.monotonic(), len(controller.sim.servers)
+    per_step = STEP_SECONDS // sim.step_seconds  # ticks per 5-minute step
+    chunk = per_step * max(1, min(BACKFILL_ROWS // (per_step * n), sender.batch_size // n))
+    total = int((end - sim.now) / pd.Timedelta(seconds=sim.step_seconds))
+    logger.info("Backfill %s to %s: %d ticks of %d s", sim.now, end, total, sim.step_seconds)
+    sent = 0
+    while sim.now < end and not stop.is_set():
+        frame = controller.advance(min(chunk, total - sim.step))
+        records = to_records(aggregate_steps(frame, sim.step_seconds))
+        sender.enqueue(records)
+        sent += len(records)
+        sender.flush(full_only=True)
+        _wait_for_room(sender, len(records), stop)
+    sender.flush()
+    done = "done" if sim.now >= end else "interrupted"
+    logger.info("Backfill %s: %d records in %.1f s", done, sent, time.monotonic() - began)
+    return sent
+
+
+def _wait_for_room(sender: FeedSender, room: int, stop: threading.Event) -> None:
+    limit, warned = max(sender.max_records - room, 0), False
+    while sender.pending > limit and not stop.is_set():
+        if not warned:
+            logger.warning("Backfill paused until the TFT daemon takes %d records", sender.pending)
+            warned = True
+        stop.wait(max(sender.retry_in(), 0.05))
+        sender.flush()
+
+
+def stream(
+    controller: ScenarioController,
+    sender: FeedSender,
+    settings: Settings,
+    stop: threading.Event,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Every interval, send the ticks whose simulated time has come, until stop is set."""
+    sim = controller.sim
+    sclock = StreamClock(time.time(), clock(), settings.speed, sim.step_seconds)
+    most = max(1, settings.batch_size // len(sim.servers))  # ticks per loop when catching up
+    logger.info(
+        "Streaming %d servers every %g s, %d s ticks, speed %gx",
+        len(sim.servers),
+        settings.interval,
+        sim.step_seconds,
+        settings.speed,
+    )
+    while not stop.is_set():
+        due = sclock.steps_due(sim.now, clock())
+        if due:
+            sender.enqueue(to_records(time_major(controller.advance(min(due, most)))))
+        sender.flush()
+        if due <= most:
+            stop.wait(next_wake(sclock.mono_start, settings.interval, clock()))
+
+
+class ControlServer:
+    """The control API served by uvicorn in a thread, on a socket bound up front (so a busy
+    port fails at start, in the main thread); it serves from start() on."""
+
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.sock.bind((host, port))
+        except OSError:
+            self.sock.close()
+            raise
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+
+    def start(self) -> None:
+        self.thread.start()
+        logger.info("Control API on http://%s:%d", *self.sock.getsockname()[:2])
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self.thread.ident is not None:  # started
+            self.thread.join(timeout=5)
+        self.sock.close()
+
+
+def make_client(settings: Settings) -> httpx.Client:
+    """HTTP client for the daemon, with the X-API-Key header when a key is set."""
+    key = settings.key()
+    headers = {"X-API-Key": key} if key else {}
+    return httpx.Client(
+        base_url=settings.daemon_url, headers=headers, timeout=settings.request_timeout_s
+    )
+
+
+def run(settings: Settings, stop: threading.Event) -> int:
+    """Backfill, then stream until stop is set; returns the exit status."""
+    controller, end = build_controller(settings, pd.Timestamp.now("UTC"))
+    logger.info(
+        "Metrics generator daemon: %d servers (seed %d) -> %s",
+        settings.servers,
+        settings.seed,
+        settings.daemon_url,
+    )
+    with make_client(settings) as client:
+        sender = FeedSender(
+            client,
+            settings.batch_size,
+            settings.buffer_records,
+            settings.backoff_initial_s,
+            settings.backoff_max_s,
+        )
+        control = _control(settings, controller, sender)  # binds now: a busy port fails fast
+        try:
+            backfill(controller, sender, end, stop)
+            if not stop.is_set():
+                controller.switch(settings.scenario, settings.scenario_servers or None)
+                if control is not None:
+                    control.start()  # scenarios switch the live fleet, never the history
+                stream(controller, sender, settings, stop)
+        finally:
+            _finish(sender)
+            if control is not None:
+                control.stop()
+    return 0
+
+
+def _control(
+    settings: Settings, controller: ScenarioController, sender: FeedSender
+) -> ControlServer | None:
+    if settings.control_port == 0:
+        logger.info("Control API disabled (control port 0)")
+        return None
+
+    def feed_status() -> dict[str, int]:
+        return sender.stats.as_dict() | {"buffered": sender.pending}
+
+    app = create_control_app(settings, controller, feed_status)
+    return ControlServer(app, settings.control_host, settings.control_port)
+
+
+def _finish(sender: FeedSender) -> None:
+    """One last attempt at the buffer, then the counts."""
+    sender.retry_now()
+    sender.flush()
+    s = sender.stats
+    logger.info(
+        "Stopped: %d records produced, %d forwarded, %d rejected by the daemon, "
+        "%d dropped (buffer full), %d unsent",
+        s.produced,
+        s.forwarded,
+        s.rejected,
+        s.dropped,
+        sender.pending,
+    )
+
+
+def fleet_cores(n_servers: int) -> dict[str, int]:
+    """Each simulated server's core count (its profile's); names do not depend on the seed."""
+    return {name: fm.PROFILE_BY_NAME[p].cores for name, p in fm.fleet_servers(n_servers).items()}
+
+
+def write_cores_file(path: str | os.PathLike[str], n_servers: int) -> None:
+    """Write {server: cores} as JSON (atomically), for the daemon's TFT_SERVER_CORES_FILE."""
+    target = os.fspath(path)
+    tmp = f"{target}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(fleet_cores(n_servers), handle, indent=2)
+        handle.write("\n")
+    os.replace(tmp, target)

@@ -1,0 +1,194 @@
+"""FeedSender: POST records to the daemon's /feed, in order, through a bounded retry buffer.
+
+Records wait in one FIFO buffer and leave it only once the daemon has answered for them.
+- 2xx: sent. Connection errors, timeouts, 5xx, 408 and 429: kept, and retried oldest
+  first after an exponential backoff (backoff_initial doubling up to backoff_max).
+- 401/403: the key is missing or wrong; logged as such, kept, retried at backoff_max
+  (a daemon restarted with the right key gets everything).
+- 413: the batch size is halved and the same records are sent again at once.
+- other 4xx (bad data): the daemon's error is logged and that batch is dropped (counted
+  as rejected); it is never retried.
+The buffer holds at most max_records; beyond that the oldest unsent records are dropped,
+counted and logged. Retrying a batch is safe: the daemon treats a repeated
+(server, timestamp) as the same tick.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+logger = logging.getLogger(__name__)
+
+FEED_PATH = "/feed"
+RETRYABLE = frozenset({408, 429})
+AUTH_HINT = {
+    401: "the daemon requires an API key: set TFT_API_KEY (python generate_api_key.py)",
+    403: "TFT_API_KEY does not match the daemon's key",
+}
+
+
+class Outcome(enum.Enum):
+    SENT = "sent"
+    REJECTED = "rejected"  # 4xx: dropped, never retried
+    RESIZED = "resized"  # 413: same records again, smaller batch
+    RETRY = "retry"  # kept; retry after the backoff
+
+
+@dataclass
+class SenderStats:
+    """Record counts since start; failures counts consecutive failed attempts."""
+
+    produced: int = 0
+    forwarded: int = 0
+    rejected: int = 0
+    dropped: int = 0
+    failures: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class FeedSender:
+    """Sends buffered records in batches of at most batch_size; see the module docstring."""
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        batch_size: int,
+        max_records: int,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client, self.batch_size, self.max_records = client, batch_size, max_records
+        self.backoff_initial, self.backoff_max, self.clock = backoff_initial, backoff_max, clock
+        self.stats = SenderStats()
+        self._buffer: deque[dict[str, Any]] = deque()
+        self._next_attempt = 0.0
+
+    @property
+    def pending(self) -> int:
+        """Records waiting to be sent."""
+        return len(self._buffer)
+
+    def retry_in(self) -> float:
+        """Seconds until the next attempt is allowed (0 when not backing off)."""
+        return max(self._next_attempt - self.clock(), 0.0)
+
+    def retry_now(self) -> None:
+        """Allow the next flush to try at once (e.g. a last attempt before exiting)."""
+        self._next_attempt = 0.0
+
+    def enqueue(self, records: Iterable[dict[str, Any]]) -> int:
+        """Append records; drop the oldest beyond max_records. Returns how many were dropped."""
+        before = len(self._buffer)
+        self._buffer.extend(records)
+        self.stats.produced += len(self._buffer) - before
+        excess = len(self._buffer) - self.max_records
+        if excess <= 0:
+            return 0
+        for _ in range(excess):
+            self._buffer.popleft()
+        self.stats.dropped += excess
+        logger.warning(
+            "Buffer full (%d records): dropped the %d oldest unsent records (%d dropped so far)",
+            self.max_records,
+            excess,
+            self.stats.dropped,
+        )
+        return excess
+
+    def flush(self, full_only: bool = False) -> bool:
+        """Send what the buffer holds, oldest first; True when it is empty afterwards.
+
+        Returns early while backing off. full_only: send whole batches only.
+        """
+        while self._buffer and not (full_only and len(self._buffer) < self.batch_size):
+            if self.clock() < self._next_attempt:
+                return False
+            batch = list(itertools.islice(self._buffer, self.batch_size))
+            outcome = self._post(batch)
+            if outcome is Outcome.RETRY:
+                return False
+            if outcome is not Outcome.RESIZED:
+                for _ in batch:
+                    self._buffer.popleft()
+        return not self._buffer
+
+    def _post(self, batch: list[dict[str, Any]]) -> Outcome:
+        try:
+            response = self.client.post(
+                FEED_PATH, content=orjson.dumps(batch), headers={"Content-Type": "application/json"}
+            )
+        except httpx.TransportError as exc:
+            return self._retry(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        return self._handle(response, len(batch))
+
+    def _handle(self, response: httpx.Response, n: int) -> Outcome:
+        code = response.status_code
+        if 200 <= code < 300:
+            return self._sent(response, n)
+        if code in AUTH_HINT:
+            logger.error("TFT daemon refused the request (HTTP %d): %s", code, AUTH_HINT[code])
+            return self._retry(f"HTTP {code}", self.backoff_max)
+        if code == 413 and n > 1:
+            self.batch_size = max(1, n // 2)
+            logger.warning("TFT daemon: batch too large (HTTP 413); batches of %d now", n // 2)
+            return Outcome.RESIZED
+        if code >= 500 or code in RETRYABLE:
+            return self._retry(f"HTTP {code}")
+        self.stats.rejected += n
+        logger.error(
+            "TFT daemon rejected %d records (HTTP %d), dropping them (not retried): %s",
+            n,
+            code,
+            response.text[:1000],
+        )
+        return Outcome.REJECTED
+
+    def _sent(self, response: httpx.Response, n: int) -> Outcome:
+        if self.stats.failures:
+            logger.info(
+                "TFT daemon reachable again after %d failed attempt(s); %d records buffered",
+                self.stats.failures,
+                len(self._buffer),
+            )
+        self.stats.failures, self._next_attempt = 0, 0.0
+        self.stats.forwarded += n
+        logger.info("Forwarded %d records to TFT daemon%s", n, _warmup(response))
+        return Outcome.SENT
+
+    def _retry(self, reason: str, delay: float | None = None) -> Outcome:
+        self.stats.failures += 1
+        if delay is None:
+            delay = self.backoff_initial * 2 ** min(self.stats.failures - 1, 30)
+        delay = min(delay, self.backoff_max)
+        self._next_attempt = self.clock() + delay
+        logger.warning(
+            "TFT daemon unavailable (%s); %d records buffered, retrying in %.1f s",
+            reason,
+            len(self._buffer),
+            delay,
+        )
+        return Outcome.RETRY
+
+
+def _warmup(response: httpx.Response) -> str:
+    """' (warmup 65.2%)' while the daemon reports warmup below 100, else ''."""
+    try:
+        progress = response.json().get("warmup_progress")
+    except (ValueError, AttributeError):
+        return ""
+    if isinstance(progress, int | float) and progress < 100:
+        return f" (warmup {progress:.1f}%)"
+    return ""
