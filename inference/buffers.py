@@ -3,8 +3,9 @@
 Steps: step = epoch_seconds // step_seconds (training's time_idx). A server's newest step
 (its head) is open; every step before it is closed. A forecast reads the last
 encoder_length closed steps, so each server keeps a ring of encoder_length + 1 steps
-(step s in slot s % ring). A record older than that ring can never reach a forecast: it
-is counted as stale and dropped.
+(step s in slot s % ring). Ticks may arrive late, out of order, by up to late_steps steps
+(default 36: 3 hours) behind the server's newest tick; older ones are counted as stale
+and dropped. (History in time order, e.g. a backfill, is never late.)
 
 Aggregation of one server's ticks within one step (AGGREGATION):
 - mean: the CPU shares, java_cpu, memory, swap, disk, network rates and load_average are
@@ -15,7 +16,8 @@ Aggregation of one server's ticks within one step (AGGREGATION):
   it is now.
 A tick is identified by (server, timestamp to the second). The first copy applied wins;
 later copies are counted as duplicates and change nothing, so retrying a batch is safe.
-Ticks may arrive in any order: each lands in its own step.
+Ticks may arrive in any order within the late window: each lands in its own step. (The
+late window bounds the memory of which seconds were seen: 40 bytes per step.)
 
 Gaps: a closed step without ticks is filled as training fills gaps (state 'offline',
 metrics carried forward; see training.dataset), in window_values().
@@ -41,21 +43,19 @@ MAX = np.array([i for i, c in enumerate(dc.METRIC_COLUMNS) if AGGREGATION[c] == 
 LAST = np.array([i for i, c in enumerate(dc.METRIC_COLUMNS) if AGGREGATION[c] == "last"])
 OFFLINE = STATE_CODES["offline"]
 N_METRICS = len(dc.METRIC_COLUMNS)
-# (array name, per-server shape after the ring axis, dtype, fill value)
-RING_ARRAYS = (
-    ("agg", (N_METRICS,), np.float32, 0),
-    ("count", (), np.uint16, 0),
-    ("last_sec", (), np.int16, -1),
-    ("state", (), np.int8, 0),
-    ("seen", (5,), np.uint64, 0),  # 300 bits: which second of the step has a tick
-)
-SERVER_ARRAYS = (
-    ("head", (), np.int64, -1),
-    ("first", (), np.int64, np.iinfo(np.int64).max),
-    ("cur_values", (N_METRICS,), np.float32, 0),
-    ("cur_sec", (), np.int64, -1),
-    ("cur_state", (), np.int8, 0),
-    ("dirty", (), np.bool_, False),
+# (array name, its step axis: "ring" / "late" / None, per-step shape, dtype, fill value)
+ARRAYS = (
+    ("agg", "ring", (N_METRICS,), np.float32, 0),
+    ("count", "ring", (), np.uint16, 0),
+    ("last_sec", "ring", (), np.int16, -1),
+    ("state", "ring", (), np.int8, 0),
+    ("seen", "late", (5,), np.uint64, 0),  # 300 bits: which second of the step has a tick
+    ("head", None, (), np.int64, -1),
+    ("first", None, (), np.int64, np.iinfo(np.int64).max),
+    ("cur_values", None, (N_METRICS,), np.float32, 0),
+    ("cur_sec", None, (), np.int64, -1),
+    ("cur_state", None, (), np.int8, 0),
+    ("dirty", None, (), np.bool_, False),
 )
 
 
@@ -86,12 +86,17 @@ class FleetBuffers:
     """The fleet's step buffers; not thread-safe (the daemon holds a lock around it)."""
 
     def __init__(
-        self, encoder_length: int = 288, step_seconds: int = 300, max_servers: int = 10_000
+        self,
+        encoder_length: int = 288,
+        step_seconds: int = 300,
+        max_servers: int = 10_000,
+        late_steps: int = 36,
     ) -> None:
         if step_seconds > 300:
             raise ValueError("step_seconds above 300 does not fit the 300-bit tick map")
         self.encoder_length, self.step_seconds = encoder_length, step_seconds
         self.ring, self.max_servers = encoder_length + 1, max_servers
+        self.late = min(late_steps, self.ring)
         self.names: list[str] = []
         self.index: dict[str, int] = {}
         self.arrays: dict[str, np.ndarray] = {}
@@ -101,16 +106,21 @@ class FleetBuffers:
         return len(self.names)
 
     def view(self, name: str) -> np.ndarray:
-        """One of RING_ARRAYS / SERVER_ARRAYS for the registered servers (a view)."""
+        """One of ARRAYS for the registered servers (a view)."""
         return self.arrays[name][: len(self.names)]
 
     # --- growth -----------------------------------------------------------------------
 
+    def shape(self, name: str, servers: int) -> tuple[int, ...]:
+        """The shape of array name for this many servers."""
+        _, axis, shape, _, _ = next(spec for spec in ARRAYS if spec[0] == name)
+        steps = {"ring": (self.ring,), "late": (self.late,), None: ()}[axis]
+        return (servers, *steps, *shape)
+
     def _allocate(self, used: int, capacity: int) -> None:
         grown = {}
-        for name, shape, dtype, fill in RING_ARRAYS + SERVER_ARRAYS:
-            ring = (self.ring,) if (name, shape, dtype, fill) in RING_ARRAYS else ()
-            grown[name] = np.full((capacity, *ring, *shape), fill, dtype=dtype)
+        for name, _, _, dtype, fill in ARRAYS:
+            grown[name] = np.full(self.shape(name, capacity), fill, dtype=dtype)
             if name in self.arrays:
                 grown[name][:used] = self.arrays[name][:used]
         self.arrays = grown
@@ -149,22 +159,20 @@ class FleetBuffers:
         rows = self._register(batch.names)
         steps, secs = np.divmod(batch.seconds, self.step_seconds)
         a = self.arrays
-        new_head = a["head"].copy()
+        old_head, new_head = a["head"][rows], a["head"].copy()
         np.maximum.at(new_head, rows, steps)
-        fresh = steps > new_head[rows] - self.ring
-        rows, steps, secs = rows[fresh], steps[fresh], secs[fresh]
-        values, states = batch.values[fresh], batch.states[fresh]
+        fresh = (steps > old_head - self.late) & (steps > new_head[rows] - self.ring)
+        keep = fresh & self._unseen(rows, steps, secs, old_head)
+        rows, steps, secs = rows[keep], steps[keep], secs[keep]
+        values, states = batch.values[keep], batch.states[keep]
         np.minimum.at(a["first"], rows, steps)
         self._advance(new_head)
-        keep = self._mark_seen(rows, steps, secs)
-        rows, steps, secs = rows[keep], steps[keep], secs[keep]
-        if len(rows) == 0:
-            return Applied(len(batch), 0, int(fresh.sum()), len(batch) - int(fresh.sum()), n_new)
-        self._aggregate(rows * self.ring + steps % self.ring, secs, values[keep], states[keep])
-        self._update_current(rows, steps * self.step_seconds + secs, values[keep], states[keep])
-        a["dirty"][rows[steps < a["head"][rows]]] = True
-        applied = int(keep.sum())
-        stale = len(batch) - int(fresh.sum())
+        self._remember(rows, steps, secs)
+        stale, applied = len(batch) - int(fresh.sum()), int(keep.sum())
+        if applied:
+            self._aggregate(rows * self.ring + steps % self.ring, secs, values, states)
+            self._update_current(rows, steps * self.step_seconds + secs, values, states)
+            a["dirty"][rows[steps < a["head"][rows]]] = True
         return Applied(len(batch), applied, len(batch) - applied - stale, stale, n_new)
 
     def _advance(self, new_head: np.ndarray) -> None:
@@ -175,26 +183,38 @@ class FleetBuffers:
         span = np.where(old < 0, 0, np.minimum(new_head[moved] - old, self.ring))
         rows = np.repeat(moved, span)
         offsets = np.arange(span.sum()) - np.repeat(np.cumsum(span) - span, span)
-        slots = (np.repeat(new_head[moved] - span + 1, span) + offsets) % self.ring
-        for name, _, _, fill in RING_ARRAYS:
-            a[name][rows, slots] = fill
+        steps = np.repeat(new_head[moved] - span + 1, span) + offsets
+        for name, axis, _, _, fill in ARRAYS:
+            if axis is not None:
+                a[name][rows, steps % a[name].shape[1]] = fill
         a["head"][moved] = new_head[moved]
         a["dirty"][moved[old >= 0]] = True
 
-    def _mark_seen(self, rows: np.ndarray, steps: np.ndarray, secs: np.ndarray) -> np.ndarray:
-        """Which ticks are new: not seen before, and the first copy within the batch."""
-        keys = (rows * self.ring + steps % self.ring) * self.step_seconds + secs
+    def _seen_words(self, rows: np.ndarray, steps: np.ndarray, secs: np.ndarray) -> tuple:
+        words = (rows * self.late + steps % self.late) * 5 + (secs >> 6)
+        return words, np.left_shift(np.uint64(1), (secs & 63).astype(np.uint64))
+
+    def _unseen(
+        self, rows: np.ndarray, steps: np.ndarray, secs: np.ndarray, old_head: np.ndarray
+    ) -> np.ndarray:
+        """Ticks not seen before (checked before the heads move) and first in the batch."""
+        keys = (rows << 34) + steps * self.step_seconds + secs  # (server, epoch second)
         first_copy = np.zeros(len(keys), dtype=bool)
         first_copy[np.unique(keys, return_index=True)[1]] = True
-        words = (rows * self.ring + steps % self.ring) * 5 + (secs >> 6)
-        bits = np.left_shift(np.uint64(1), (secs & 63).astype(np.uint64))
-        seen = self.arrays["seen"].reshape(-1)
-        keep = first_copy & ((seen[words] & bits) == 0)
-        if keep.any():
-            order = np.argsort(words[keep], kind="stable")
-            unique, starts = _groups(words[keep][order])
-            seen[unique] |= np.bitwise_or.reduceat(bits[keep][order], starts)
-        return keep
+        words, bits = self._seen_words(rows, steps, secs)
+        window = (steps <= old_head) & (steps > old_head - self.late)  # slots hold these steps
+        seen = np.zeros(len(keys), dtype=bool)
+        seen[window] = (self.arrays["seen"].reshape(-1)[words[window]] & bits[window]) != 0
+        return first_copy & ~seen
+
+    def _remember(self, rows: np.ndarray, steps: np.ndarray, secs: np.ndarray) -> None:
+        """Mark applied ticks as seen, for the steps the late window still covers."""
+        recent = steps > self.arrays["head"][rows] - self.late
+        if recent.any():
+            words, bits = self._seen_words(rows[recent], steps[recent], secs[recent])
+            order = np.argsort(words, kind="stable")
+            unique, starts = _groups(words[order])
+            self.arrays["seen"].reshape(-1)[unique] |= np.bitwise_or.reduceat(bits[order], starts)
 
     def _aggregate(
         self, cells: np.ndarray, secs: np.ndarray, values: np.ndarray, states: np.ndarray

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 import data_contract as dc
+from inference.fast_tft import accelerate
 from inference.ingest import STATE_CODES
 from training.artifact import LoadedModel
 from training.inputs import assemble_inputs, encode_categories, window_times
@@ -49,7 +50,7 @@ class TFTForecaster:
         self.device = next(self.model.parameters()).device
         self.horizon, self.batch_size = int(self.config["horizon"]), batch_size
         if fast:
-            self.model = _accelerated(self.model)
+            self.model = accelerate(self.model)
         self._name_to_id = loaded.server_mapping["name_to_id"]
         ours = np.array(sorted(STATE_CODES, key=STATE_CODES.get), dtype=object)
         self._state_codes = encode_categories(self.config, "state", ours)
@@ -113,12 +114,3 @@ class SeasonalNaiveForecaster:
         steps = start + np.arange(self.horizon) % self.period
         point = values[:, steps, :].astype(np.float32)
         return np.repeat(point[..., None], len(QUANTILES), axis=-1)
-
-
-def _accelerated(model: Any) -> Any:
-    try:
-        from inference.fast_tft import accelerate
-    except ImportError:
-        logger.info("inference.fast_tft not available: the library's forward is used")
-        return model
-    return accelerate(model)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 import data_contract as dc
-from inference.buffers import RING_ARRAYS, SERVER_ARRAYS, FleetBuffers
+from inference.buffers import ARRAYS, FleetBuffers
 from inference.service import InferenceService
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ def _header(buffers: FleetBuffers, model: str) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "ring": buffers.ring,
+        "late_steps": buffers.late,
         "encoder_length": buffers.encoder_length,
         "step_seconds": buffers.step_seconds,
         "metrics": list(dc.METRIC_COLUMNS),
@@ -52,7 +53,7 @@ def collect(service: InferenceService) -> dict[str, np.ndarray]:
     """Copies of everything to save, taken under the service lock."""
     with service.lock:
         b = service.buffers
-        arrays = {f"buf_{name}": b.view(name).copy() for name, *_ in RING_ARRAYS + SERVER_ARRAYS}
+        arrays = {f"buf_{name}": b.view(name).copy() for name, *_ in ARRAYS}
         rows = np.array(sorted(service.cache), dtype=np.int64)
         forecasts = [service.cache[r] for r in rows.tolist()]
         horizon = service.forecaster.horizon
@@ -96,16 +97,23 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 
 def _check(header: dict[str, Any], arrays: dict[str, np.ndarray], buffers: FleetBuffers) -> None:
     expected = _header(buffers, header.get("model", ""))
-    for key in ("format", "ring", "encoder_length", "step_seconds", "metrics", "states"):
+    for key in (
+        "format",
+        "ring",
+        "late_steps",
+        "encoder_length",
+        "step_seconds",
+        "metrics",
+        "states",
+    ):
         if header.get(key) != expected[key]:
             raise StateFileError(
                 f"{key} is {header.get(key)!r}, this daemon uses {expected[key]!r}"
             )
     n = len(arrays.get("names", []))
-    for name, shape, dtype, _ in RING_ARRAYS + SERVER_ARRAYS:
-        ring = (buffers.ring,) if name in {r[0] for r in RING_ARRAYS} else ()
+    for name, _, _, dtype, _ in ARRAYS:
         found = arrays.get(f"buf_{name}")
-        if found is None or found.shape != (n, *ring, *shape) or found.dtype != dtype:
+        if found is None or found.shape != buffers.shape(name, n) or found.dtype != dtype:
             raise StateFileError(f"array {name} is missing or has the wrong shape or type")
 
 
@@ -147,5 +155,5 @@ def restore_state(service: InferenceService, directory: Path) -> bool:
 def _load_buffers(buffers: FleetBuffers, arrays: dict[str, np.ndarray]) -> None:
     names = [str(n) for n in arrays["names"]]
     buffers.add_servers(names)
-    for name, *_ in RING_ARRAYS + SERVER_ARRAYS:
+    for name, *_ in ARRAYS:
         buffers.view(name)[:] = arrays[f"buf_{name}"]

@@ -41,19 +41,31 @@ def _metrics(values: np.ndarray) -> dict[str, float]:
     return dict(zip(dc.METRIC_COLUMNS, rounded, strict=True))
 
 
+def horizon_values(trajectory: np.ndarray) -> list:
+    """(B, H, 14, 3) trajectories -> nested lists [server][horizon][quantile][metric] of
+    the reported HORIZONS, rounded (one vectorised step for the whole batch)."""
+    steps = [step - 1 for step in HORIZONS.values()]
+    picked = trajectory[:, steps].astype(np.float64).transpose(0, 1, 3, 2)
+    return np.round(picked, DECIMALS).tolist()
+
+
 def forecast_fields(
-    origin_step: int, step_seconds: int, trajectory: np.ndarray, assessment: Assessment
+    origin_step: int, step_seconds: int, horizons: list, assessment: Assessment
 ) -> dict[str, Any]:
-    """The cached part of a server's entry: trajectory (H, 14, 3) p10/p50/p90."""
+    """The cached part of a server's entry; horizons is one server's horizon_values()."""
     fields: dict[str, Any] = {
         "forecast_status": "ok",
         "forecast_origin": iso(origin_step * step_seconds),
     }
-    for label, step in HORIZONS.items():
-        fields[f"predictions_{label}"] = _metrics(trajectory[step - 1, :, 1])
+    named = {
+        label: [dict(zip(dc.METRIC_COLUMNS, values, strict=True)) for values in by_quantile]
+        for label, by_quantile in zip(HORIZONS, horizons, strict=True)
+    }
+    for label, by_quantile in named.items():
+        fields[f"predictions_{label}"] = by_quantile[1]
     fields["quantiles"] = {
-        label: {q: _metrics(trajectory[step - 1, :, i]) for i, q in enumerate(QUANTILES)}
-        for label, step in HORIZONS.items()
+        label: dict(zip(QUANTILES, by_quantile, strict=True))
+        for label, by_quantile in named.items()
     }
     fields["risk_score"] = assessment.score
     fields["risk_level"] = assessment.level

@@ -23,6 +23,7 @@ from inference.forecast import Forecaster
 from inference.ingest import parse_feed
 from inference.predictions import (
     forecast_fields,
+    horizon_values,
     iso,
     live_fields,
     predict_body,
@@ -150,9 +151,9 @@ class InferenceService:
     ) -> None:
         now, step = time.time(), self.buffers.step_seconds
         made = np.full(len(rows), now) if made_at is None else made_at
-        entries = {}
+        entries, horizons = {}, horizon_values(trajectory)
         for i, row in enumerate(rows.tolist()):
-            fields = forecast_fields(int(origins[i]), step, trajectory[i], assessments[i])
+            fields = forecast_fields(int(origins[i]), step, horizons[i], assessments[i])
             fields["forecast_made_at"] = iso(made[i])
             entries[row] = Forecast(
                 int(origins[i]), trajectory[i], assessments[i], float(made[i]), orjson.dumps(fields)

@@ -85,6 +85,27 @@ def test_late_ticks_land_in_their_step_and_ask_for_a_new_forecast() -> None:
     assert step_values(buffers, "a", steps_back=2)[0] == pytest.approx(25.0)
 
 
+def test_late_ticks_are_taken_within_the_late_window_only() -> None:
+    buffers = FleetBuffers(encoder_length=288, late_steps=36)
+    buffers.apply(batch([("a", T0 + 300 * 100, 1.0, "healthy")]))
+    late = buffers.apply(batch([("a", T0 + 300 * 65, 1.0, "healthy")]))
+    too_late = buffers.apply(batch([("a", T0 + 300 * 64, 1.0, "healthy")]))
+    assert (late.applied, too_late.stale) == (1, 1)
+    # in time order within one batch nothing is late: a day of history in one POST
+    history = buffers.apply(batch([("b", T0 + 300 * k, 1.0, "healthy") for k in range(289)]))
+    assert history.applied == 289
+
+
+def test_a_retry_together_with_newer_ticks_is_still_idempotent() -> None:
+    buffers = FleetBuffers(encoder_length=288, late_steps=36)
+    buffers.apply(batch([("a", T0 + 300 * 100, 5.0, "healthy")]))
+    result = buffers.apply(
+        batch([("a", T0 + 300 * 100, 5.0, "healthy"), ("a", T0 + 300 * 130, 1.0, "healthy")])
+    )
+    assert (result.applied, result.duplicates) == (1, 1)
+    assert buffers.view("count")[0].sum() == 2
+
+
 def test_ticks_older_than_the_ring_are_stale() -> None:
     buffers = FleetBuffers(encoder_length=3)  # ring of 4 steps
     buffers.apply(batch([("a", T0 + 300 * 10, 1.0, "healthy")]))
