@@ -46,8 +46,10 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_generator.py
 	$(BIN)/python bench/bench_training.py --threads 2
+	$(BIN)/python bench/bench_forward.py --threads 2
 	$(BIN)/python bench/bench_forecast.py --threads 2
 	$(BIN)/python bench/bench_daemon.py
+	$(BIN)/python bench/bench_memory.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -5,8 +5,10 @@ server's risk in /predict within a stated number of simulated steps."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -85,3 +87,41 @@ def test_generator_feeds_the_daemon_and_a_scenario_raises_risk(
 
 def _epoch(stamp: str) -> int:
     return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
+
+
+def test_a_daemon_restart_loses_no_tick(tmp_path: Path) -> None:
+    """The daemon stops (saving its state) and starts again on the same port while the
+    generator streams: every tick the generator produced ends up in the daemon once."""
+    log, port = tmp_path / "stack.log", free_port()
+    url = f"http://127.0.0.1:{port}"
+    daemon = start_daemon(port, tmp_path / "state", log)
+    wait_for(lambda: httpx.get(f"{url}/health").status_code == 200, 90, "daemon", log)
+    command = [sys.executable, "metrics_generator_daemon.py", "--daemon-url", url]
+    command += ["--servers", "3", "--interval", "0.5", "--speed", "600"]
+    command += ["--backfill-hours", "2", "--control-port", "0"]
+    with open(log, "ab") as out:
+        generator = subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, "TFT_API_KEY": KEY}, stdout=out, stderr=out
+        )
+    try:
+        wait_for(lambda: "Backfill done" in log.read_text(), 60, "the backfill", log)
+        daemon.terminate()
+        daemon.wait(timeout=30)
+        time.sleep(2)  # ticks pile up in the generator's buffer meanwhile
+        daemon = start_daemon(port, tmp_path / "state", log)
+        wait_for(lambda: httpx.get(f"{url}/health").status_code == 200, 90, "restart", log)
+        time.sleep(3)
+    finally:
+        generator.terminate()
+        generator.wait(timeout=60)
+    try:
+        text = log.read_text()
+        counts = re.search(r"Stopped: (\d+) records produced, (\d+) forwarded", text)
+        assert counts is not None, text[-2000:]
+        produced, forwarded = map(int, counts.groups())
+        held = httpx.get(f"{url}/health").json()["ticks_held"]
+        assert produced == forwarded == held, (produced, forwarded, held)
+        assert "restored 3 servers" in text
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
