@@ -205,6 +205,8 @@ class InferenceService:
                 for row, fields in zip(rows.tolist(), live, strict=True)
             }
             meta = self._meta()
+            if servers:
+                meta["not_found"] = [s for s in servers if s not in b.index]
         return predict_body(entries, meta)
 
     def _entry(self, row: int, live: dict[str, Any], trajectory: bool) -> bytes:

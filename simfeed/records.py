@@ -8,12 +8,15 @@ import numpy as np
 import pandas as pd
 
 import data_contract as dc
+from inference.buffers import AGGREGATION
 from simfeed.timing import STEP, STEP_SECONDS
 
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-COUNTERS: tuple[str, ...] = ("back_close_wait", "front_close_wait")
-GAUGES: tuple[str, ...] = tuple(c for c in dc.METRIC_COLUMNS if c not in dc.INT_COLUMNS)
-LAST: tuple[str, ...] = ("state", "uptime_days")  # point values: the step's last tick
+# The daemon's rule (inference.buffers.AGGREGATION), so a backfilled step equals the step
+# the daemon would build from the same ticks streamed.
+GAUGES: tuple[str, ...] = tuple(c for c, rule in AGGREGATION.items() if rule == "mean")
+COUNTERS: tuple[str, ...] = tuple(c for c, rule in AGGREGATION.items() if rule == "max")
+LAST: tuple[str, ...] = ("state", *(c for c, rule in AGGREGATION.items() if rule == "last"))
 DECIMALS = 4  # floats are sent rounded: smaller bodies, no false precision
 
 

@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
 Scenario = Literal["healthy", "degrading", "critical", "cascade"]
-MAX_BATCH = 5_000  # records per POST: about 2 MB of JSON, well under the daemon's 8 MiB
+MAX_BATCH = 5_000  # records per POST: about 2 MB of JSON, well under the daemon's 16 MiB
 
 
 class Settings(BaseSettings):

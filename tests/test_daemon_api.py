@@ -136,7 +136,7 @@ async def test_predict_filters_servers_and_returns_trajectories() -> None:
         )
         assert (await client.get("/predict")).status_code == 401
     predictions = response.json()["predictions"]
-    assert list(predictions) == ["b"]
+    assert list(predictions) == ["b"] and response.json()["not_found"] == ["unknown"]
     trajectory = predictions["b"]["trajectory"]
     assert len(trajectory["timestamps"]) == 96 and trajectory["timestamps"][0].endswith("10:00Z")
     assert len(trajectory["p90"]["disk_usage_pct"]) == 96
