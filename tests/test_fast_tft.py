@@ -12,7 +12,9 @@ import torch
 from pytorch_forecasting import TemporalFusionTransformer
 from pytorch_forecasting.models.temporal_fusion_transformer import sub_modules
 
-from inference import fast_tft
+from inference import fast_base, fast_tft
+from inference.fast_base import Fast
+from inference.fast_vsn import FastVSN
 from training import LoadedModel, load_artifact
 from training.inputs import build_inputs
 
@@ -67,7 +69,7 @@ def assert_same_output(got: dict[str, Any], want: dict[str, Any]) -> None:
 
 def test_fast_forwards_are_swapped_in(fast: TemporalFusionTransformer) -> None:
     for name in SWAPPED:
-        assert isinstance(vars(getattr(fast, name)).get("forward"), fast_tft._Fast), name
+        assert isinstance(vars(getattr(fast, name)).get("forward"), Fast), name
 
 
 @pytest.mark.parametrize(("batch", "same_time"), [(1, True), (5, True), (5, False)])
@@ -97,7 +99,7 @@ def test_closer_to_float64_than_the_library(
 def test_chunk_boundaries_do_not_change_results(
     loaded: LoadedModel, fast: TemporalFusionTransformer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(fast_tft, "CHUNK_ELEMENTS", 5000)  # many chunks, ragged last ones
+    monkeypatch.setattr(fast_base, "CHUNK_ELEMENTS", 5000)  # many chunks, ragged last ones
     x = windows(loaded.config, 5, same_time=False)
     assert_same_output(forward(fast, x), forward(loaded.model, x))
 
@@ -169,8 +171,8 @@ def test_a_failed_self_check_keeps_the_library_forward(
         z, rstd = original(self, s, params)
         return z, rstd * 1.01
 
-    original = fast_tft._FastVSN._normalized
-    monkeypatch.setattr(fast_tft._FastVSN, "_normalized", wrong)
+    original = FastVSN._normalized
+    monkeypatch.setattr(FastVSN, "_normalized", wrong)
     model = fast_tft.accelerate(copy.deepcopy(loaded.model))
     for name in fast_tft.VSN_NAMES:
         assert "forward" not in vars(getattr(model, name)), name
