@@ -50,7 +50,7 @@ def wait_for_forecasts(url: str, servers: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--servers", type=int, default=10_000)
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=128)
     args = parser.parse_args()
     os.environ["TFT_MAX_SERVERS"] = str(args.servers)
     os.environ["TFT_FORECAST_BATCH_SIZE"] = str(args.batch_size)

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from inference.buffers import FleetBuffers
 from inference.forecast import Forecaster
@@ -24,7 +24,7 @@ from inference.loading import ModelLoadError, load_forecaster, reload_path
 from inference.persistence import restore_state, save_state
 from inference.service import InferenceService
 from inference.settings import DaemonSettings
-from inference.worker import ForecastWorker
+from inference.worker import ForecastWorker, settle_memory
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +75,8 @@ def create_app(settings: DaemonSettings, model: Forecaster | None = None) -> Fas
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         forecaster = model or await asyncio.to_thread(load_forecaster, settings)
         service = build_service(settings, forecaster)
-        if settings.state_dir is not None:
-            restore_state(service, settings.state_dir)
+        if settings.state_dir is not None and restore_state(service, settings.state_dir):
+            settle_memory()
         app.state.service = service
         worker = ForecastWorker(
             service,
@@ -121,8 +121,8 @@ def _add_routes(app: FastAPI, settings: DaemonSettings, auth: Any) -> None:
     @app.get("/predict", dependencies=[auth])
     async def predict(servers: str | None = None, trajectory: bool = False) -> Response:
         names = [s for s in servers.split(",") if s] if servers else None
-        body = service().predict(names, trajectory)
-        return Response(body, media_type="application/json")
+        parts = service().predict_parts(names, trajectory)
+        return StreamingResponse(parts, media_type="application/json")
 
     @app.api_route("/health", methods=["GET", "POST"])
     async def health() -> dict[str, Any]:

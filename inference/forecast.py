@@ -45,7 +45,7 @@ class Forecaster(Protocol):
 class TFTForecaster:
     """The trained TFT, run in batches under torch.inference_mode()."""
 
-    def __init__(self, loaded: LoadedModel, batch_size: int = 256, fast: bool = True) -> None:
+    def __init__(self, loaded: LoadedModel, batch_size: int = 128, fast: bool = True) -> None:
         self.model, self.config = loaded.model, loaded.config
         self.device = next(self.model.parameters()).device
         self.horizon, self.batch_size = int(self.config["horizon"]), batch_size

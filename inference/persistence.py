@@ -64,7 +64,7 @@ def collect(service: InferenceService) -> dict[str, np.ndarray]:
         arrays["cache_trajectory"] = (
             np.stack([f.trajectory for f in forecasts])
             if forecasts
-            else np.empty((0, horizon, len(dc.METRIC_COLUMNS), 3), np.float32)
+            else np.empty((0, horizon, len(dc.METRIC_COLUMNS), 3), np.float16)
         )
         header = _header(b, service.forecaster.info["name"])
     arrays["header"] = np.array(json.dumps(header))

@@ -17,6 +17,7 @@ Everything after forecast_origin is computed once per forecast and cached as JSO
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -123,7 +124,14 @@ def server_entry(live: dict[str, Any], cached: bytes | None, extra: bytes = b"")
     return orjson.dumps(live)[:-1] + b"," + cached[1:-1] + extra + b"}"
 
 
-def predict_body(entries: dict[str, bytes], meta: dict[str, Any]) -> bytes:
-    """{"predictions": {...}, then meta's keys (timestamp, model, fleet)}."""
-    parts = [orjson.dumps(name) + b":" + entry for name, entry in entries.items()]
-    return b'{"predictions":{' + b",".join(parts) + b"}," + orjson.dumps(meta)[1:]
+def predict_body(
+    entries: dict[str, bytes], meta: dict[str, Any], per_part: int = 500
+) -> Iterator[bytes]:
+    """{"predictions": {...}, then meta's keys (timestamp, model, fleet)}, in parts of
+    per_part servers, so that a large answer is never joined into one more copy."""
+    names = list(entries)
+    yield b'{"predictions":{'
+    for start in range(0, len(names), per_part):
+        part = [orjson.dumps(n) + b":" + entries[n] for n in names[start : start + per_part]]
+        yield (b"," if start else b"") + b",".join(part)
+    yield b"}," + orjson.dumps(meta)[1:]

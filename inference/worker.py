@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import threading
 import time
@@ -66,7 +67,7 @@ class ForecastWorker:
             started = time.perf_counter()
             count = self.service.run_pass()
             if count:
-                release_free_memory()
+                settle_memory()
                 logger.info(
                     "forecast pass: %d servers in %.2f s", count, time.perf_counter() - started
                 )
@@ -81,11 +82,14 @@ class ForecastWorker:
             logger.exception("saving the daemon state failed; will retry")
 
 
-def release_free_memory() -> None:
-    """Hand memory freed after a pass (the model's activations) back to the OS.
+def settle_memory() -> None:
+    """After a pass (or a restore): keep the cyclic garbage collector off the long-lived
+    cache, and hand memory freed by the pass (the model's activations) back to the OS.
 
-    glibc keeps freed heap pages for reuse, so without this the daemon's RSS stays at its
-    peak; elsewhere (musl, macOS) this does nothing."""
+    gc.freeze(): a full collection walking 1,000 servers' cached forecasts paused a
+    /predict for 350 ms; frozen objects are still freed by reference counting. malloc_trim:
+    glibc keeps freed heap pages, so RSS would stay at the pass's peak (a no-op elsewhere)."""
+    gc.freeze()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
