@@ -116,7 +116,7 @@ def bench_feed(url: str, servers: int, batches: int, connections: int) -> None:
 def warm_up(url: str, servers: int) -> None:
     """289 steps per server (so 288 are closed), sent in batches of one step."""
     body = template(servers)
-    with httpx.Client(base_url=url, headers=AUTH, timeout=120) as client:
+    with httpx.Client(base_url=url, headers=AUTH, timeout=300) as client:
         for k in range(289):
             data = body.replace(PLACEHOLDER.encode(), stamp(T0 + 86_400 + 300 * k))
             assert client.post("/feed", content=data).status_code == 200

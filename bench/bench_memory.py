@@ -22,7 +22,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_daemon import AUTH, PLACEHOLDER, T0, stamp, start_daemon, template  # noqa: E402
+from bench.bench_daemon import AUTH, start_daemon, warm_up  # noqa: E402
 
 
 def memory(pid: int) -> str:
@@ -31,15 +31,6 @@ def memory(pid: int) -> str:
     )
     rss, peak = (int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))
     return f"RSS {rss:,.0f} MiB (peak {peak:,.0f} MiB)"
-
-
-def feed(url: str, servers: int) -> None:
-    body = template(servers)
-    with httpx.Client(base_url=url, headers=AUTH, timeout=300) as client:
-        for k in range(289):
-            data = body.replace(PLACEHOLDER.encode(), stamp(T0 + 300 * k))
-            response = client.post("/feed", content=data)
-            assert response.status_code == 200, response.text[:300]
 
 
 def wait_for_forecasts(url: str, servers: int) -> None:
@@ -59,7 +50,7 @@ def main() -> int:
         try:
             print(f"started, model loaded: {memory(process.pid)}")
             start = time.perf_counter()
-            feed(url, args.servers)
+            warm_up(url, args.servers)
             print(
                 f"{args.servers:,} servers x 289 steps fed in "
                 f"{time.perf_counter() - start:.0f} s: {memory(process.pid)}"

@@ -125,38 +125,29 @@ class FleetBuffers:
                 grown[name][:used] = self.arrays[name][:used]
         self.arrays = grown
 
-    def _register(self, names: list[str]) -> np.ndarray:
-        """Row of each name, adding new servers (the caller checked the limit)."""
+    def register(self, names: list[str]) -> tuple[np.ndarray, int]:
+        """Row of each name and how many servers are new; raises FeedRejected, changing
+        nothing, if the new ones would pass max_servers."""
         new = [n for n in dict.fromkeys(names) if n not in self.index]
-        needed = len(self.names) + len(new)
-        capacity = len(self.arrays["head"])
+        if len(self.names) + len(new) > self.max_servers:
+            first = new[self.max_servers - len(self.names)]
+            problem = f"fleet limit of {self.max_servers} servers reached (max_servers)"
+            error = {"index": names.index(first), "field": "server_name", "problem": problem}
+            raise FeedRejected([error])
+        needed, capacity = len(self.names) + len(new), len(self.arrays["head"])
         if needed > capacity:
             self._allocate(len(self.names), max(needed, min(capacity * 2, self.max_servers)))
         for name in new:
             self.index[name] = len(self.names)
             self.names.append(name)
-        return np.fromiter((self.index[n] for n in names), dtype=np.int64, count=len(names))
-
-    def add_servers(self, names: list[str]) -> np.ndarray:
-        """Register servers (e.g. restored from a state file); their rows."""
-        return self._register(names)
-
-    def _check_limit(self, names: list[str]) -> None:
-        room, seen_new = self.max_servers - len(self.names), set()
-        for i, name in enumerate(names):
-            if name not in self.index and name not in seen_new:
-                seen_new.add(name)
-                if len(seen_new) > room:
-                    problem = f"fleet limit of {self.max_servers} servers reached (max_servers)"
-                    raise FeedRejected([{"index": i, "field": "server_name", "problem": problem}])
+        rows = np.fromiter((self.index[n] for n in names), dtype=np.int64, count=len(names))
+        return rows, len(new)
 
     # --- applying a batch -------------------------------------------------------------
 
     def apply(self, batch: Batch) -> Applied:
         """Apply a validated batch; raises FeedRejected (changing nothing) past max_servers."""
-        self._check_limit(batch.names)
-        n_new = len(set(batch.names) - self.index.keys())
-        rows = self._register(batch.names)
+        rows, n_new = self.register(batch.names)
         steps, secs = np.divmod(batch.seconds, self.step_seconds)
         a = self.arrays
         old_head, new_head = a["head"][rows], a["head"].copy()

@@ -111,6 +111,8 @@ def _check(header: dict[str, Any], arrays: dict[str, np.ndarray], buffers: Fleet
                 f"{key} is {header.get(key)!r}, this daemon uses {expected[key]!r}"
             )
     n = len(arrays.get("names", []))
+    if n > buffers.max_servers:
+        raise StateFileError(f"holds {n} servers, more than max_servers {buffers.max_servers}")
     for name, _, _, dtype, _ in ARRAYS:
         found = arrays.get(f"buf_{name}")
         if found is None or found.shape != buffers.shape(name, n) or found.dtype != dtype:
@@ -154,6 +156,6 @@ def restore_state(service: InferenceService, directory: Path) -> bool:
 
 def _load_buffers(buffers: FleetBuffers, arrays: dict[str, np.ndarray]) -> None:
     names = [str(n) for n in arrays["names"]]
-    buffers.add_servers(names)
+    buffers.register(names)
     for name, *_ in ARRAYS:
         buffers.view(name)[:] = arrays[f"buf_{name}"]

@@ -89,3 +89,12 @@ def test_saving_replaces_the_file_atomically(tmp_path: Path) -> None:
     restored = service()
     restore_state(restored, tmp_path)
     assert restored.buffers.names == ["a", "b", "young", "c"]
+
+
+def test_a_state_with_more_servers_than_allowed_is_moved_aside(tmp_path: Path) -> None:
+    warmed_up(tmp_path)  # 3 servers
+    small = InferenceService(
+        forecaster=SeasonalNaiveForecaster(), buffers=FleetBuffers(max_servers=2)
+    )
+    assert not restore_state(small, tmp_path)
+    assert len(small.buffers) == 0 and list(tmp_path.glob(f"{STATE_FILE}.bad-*"))
