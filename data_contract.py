@@ -83,6 +83,47 @@ BUSINESS_HOURS = (9, 17)  # [start, end) local hour, Monday to Friday
 MORNING_SPIKE_HOURS = (9, 11)  # inclusive, as in the spec's state logic
 
 
+# --- aggregation of raw ticks into model steps ----------------------------------------
+
+# How the ticks of one server within one step become the step's values (the daemon's
+# buffers, the generator's backfill and the training corpus all use this rule):
+# - mean: gauges (CPU shares, java CPU, memory, swap, disk, network rates, load); their
+#   mean is the step's level, and the CPU shares still sum to 100;
+# - max: the close-wait counters; the peak keeps a burst or a leak visible that a mean
+#   would halve, and stays an integer;
+# - last (by timestamp): uptime_days (and the state), which describe the server now.
+AGGREGATION: dict[str, Literal["mean", "max", "last"]] = {
+    **{name: "mean" for name in METRIC_COLUMNS},
+    "back_close_wait": "max",
+    "front_close_wait": "max",
+    "uptime_days": "last",
+}
+MEAN_COLUMNS: tuple[str, ...] = tuple(c for c, r in AGGREGATION.items() if r == "mean")
+MAX_COLUMNS: tuple[str, ...] = tuple(c for c, r in AGGREGATION.items() if r == "max")
+LAST_COLUMNS: tuple[str, ...] = tuple(c for c, r in AGGREGATION.items() if r == "last")
+# positions in METRIC_COLUMNS order, for (..., 14) arrays
+MEAN_INDEX = np.array([METRIC_COLUMNS.index(c) for c in MEAN_COLUMNS])
+MAX_INDEX = np.array([METRIC_COLUMNS.index(c) for c in MAX_COLUMNS])
+LAST_INDEX = np.array([METRIC_COLUMNS.index(c) for c in LAST_COLUMNS])
+
+
+def aggregate_ticks(ticks: Any) -> np.ndarray:
+    """Step values of ticks by AGGREGATION: (..., ticks, 14) -> (..., 14) float64.
+
+    The last axis holds the 14 metrics in METRIC_COLUMNS order, the one before it the
+    ticks of one step in time order: (ticks, 14) for one step, (steps, ticks, 14) for
+    many. Means, maxima, and the last tick's value for the "last" columns.
+    """
+    ticks = np.asarray(ticks, dtype=np.float64)
+    if ticks.ndim < 2 or ticks.shape[-1] != len(METRIC_COLUMNS) or ticks.shape[-2] == 0:
+        raise ValueError(f"expected (..., ticks >= 1, {len(METRIC_COLUMNS)}), got {ticks.shape}")
+    out = np.empty(ticks.shape[:-2] + ticks.shape[-1:], dtype=np.float64)
+    out[..., MEAN_INDEX] = ticks[..., MEAN_INDEX].mean(axis=-2)
+    out[..., MAX_INDEX] = ticks[..., MAX_INDEX].max(axis=-2)
+    out[..., LAST_INDEX] = ticks[..., -1, LAST_INDEX]
+    return out
+
+
 # --- state determination ------------------------------------------------------------
 
 

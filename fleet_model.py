@@ -4,7 +4,10 @@ Profiles hold each kind of server's baselines for the 14 contract metrics, its n
 share of the fleet, and the rates (events per server per day) of what can start from
 normal operation: slowly developing incidents, crashes, maintenance windows and drains.
 The simulator (metrics_generator.FleetSimulator) moves each server through the modes below;
-chunk_metrics turns a chunk of that simulated state into contract metrics and states.
+chunk_metrics turns a chunk of that simulated state into contract metrics and states (one
+tick per step, or sub-ticks aggregated by the data contract's rule: see fleet_ticks).
+MIXES: the classic seven profiles, or the realistic mix that adds cloud VMs whose
+behaviours (fleet_behaviours) reach chunk_metrics as Modifiers.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ PHASE_LOW = np.array([0, 0, 0.25, 0.1, 0, 0.5, 0])
 PHASE_HIGH = np.array([0, 0, 0.75, 0.35, 0, 2.0, 0])
 AR_TAU_H = np.array([0.75, 8.0, 4.0, 0.33, 3.0])  # AR(1) noise: cpu fast/slow, mem, io, net
 N_AR, N_WHITE = len(AR_TAU_H), 9  # unit-variance AR channels, white-noise channels
+COUNTER_WHITE = (7, 8)  # the white channels of back / front close-wait (see _network)
 STATE_LABELS = np.array(sorted(dc.VALID_STATES))  # chunk_metrics' state codes index this
 
 
@@ -64,6 +68,8 @@ class Profile:
     spike: float  # weekday 09-11 morning bump, activity units
     weekend: float  # weekend activity factor
     rates: tuple[float, ...]  # events per day, in EVENTS order
+    noise: float = 1.2  # white CPU noise per tick, points
+    wobble: float = 1.0  # scale of the slow (AR) CPU noise
 
 
 # fmt: off
@@ -93,26 +99,49 @@ PROFILES: tuple[Profile, ...] = (
             0.15, 5, 5, 4, 3, 11, 0.50, 0.25, 0.60,
             (0.06, 0.02, 0.06, 0.00, 0.03, 0.035, 0.04)),
 )
+# Cloud VMs as the Azure (Resource Central), Google and Alibaba trace studies describe them:
+# mostly idle VMs, batch VMs whose jobs saturate the CPU for hours, small VMs with daily
+# cron jobs. Their time-varying behaviour (bursts, job regimes, cron) is fleet_behaviours'.
+VM_PROFILES: tuple[Profile, ...] = (
+    Profile("idle_vm", "ppidle", 3, 0.0, 2, 2.0, 0.30, 0.3, 0.0, 22, 2, (15, 40),
+            0.05, 0.01, 0.008, 0.4, 0.3, 14, 0.30, 0.00, 0.90,
+            (0.01, 0.01, 0.00, 0.00, 0.01, 0.02, 0.00), noise=0.15, wobble=0.3),
+    Profile("batch_vm", "ppbatch", 3, 0.0, 16, 96, 0.05, 1.0, 0.60, 45, 30, (30, 60),
+            0.30, 10, 5, 2, 1, 12, 0.00, 0.00, 1.00,
+            (0.02, 0.02, 0.00, 0.00, 0.02, 0.02, 0.00), noise=0.4, wobble=0.04),
+    Profile("cron_vm", "ppcron", 3, 0.0, 4, 6.0, 0.25, 0.8, 0.0, 30, 3, (20, 50),
+            0.20, 0.5, 0.3, 1, 1, 13, 0.40, 0.10, 0.80,
+            (0.02, 0.02, 0.02, 0.00, 0.02, 0.03, 0.01), noise=0.4, wobble=0.5),
+)
 # fmt: on
-PROFILE_BY_NAME: dict[str, Profile] = {p.name: p for p in PROFILES}
+PROFILE_BY_NAME: dict[str, Profile] = {p.name: p for p in (*PROFILES, *VM_PROFILES)}
+# fleet mixes: share of the fleet per profile. classic: the seven server profiles (the
+# live generator's default); realistic: half of the fleet idle, batch and cron VMs.
+MIXES: dict[str, dict[str, float]] = {
+    "classic": {p.name: p.share for p in PROFILES},
+    "realistic": {p.name: p.share / 2 for p in PROFILES}
+    | {"idle_vm": 0.25, "batch_vm": 0.12, "cron_vm": 0.13},
+}
 
 
-def fleet_mix(n_servers: int) -> dict[str, int]:
-    """Servers per profile: largest remainder on the shares, at least one each when n >= 7."""
-    quotas = np.array([p.share for p in PROFILES]) * n_servers
+def fleet_mix(n_servers: int, mix: str = "classic") -> dict[str, int]:
+    """Servers per profile: largest remainder on the shares, at least one each when n allows."""
+    shares = MIXES[mix]
+    quotas = np.array(list(shares.values())) * n_servers
     counts = np.floor(quotas).astype(int)
     order = np.argsort(-(quotas - counts), kind="stable")
     counts[order[: n_servers - counts.sum()]] += 1
-    while n_servers >= len(PROFILES) and (counts == 0).any():
+    while n_servers >= len(shares) and (counts == 0).any():
         counts[np.argmax(counts)] -= 1
         counts[np.flatnonzero(counts == 0)[0]] += 1
-    return {p.name: int(c) for p, c in zip(PROFILES, counts, strict=True)}
+    return {name: int(c) for name, c in zip(shares, counts, strict=True)}
 
 
-def fleet_servers(n_servers: int) -> dict[str, str]:
+def fleet_servers(n_servers: int, mix: str = "classic") -> dict[str, str]:
     """Deterministic server names -> profile name, sorted by name (e.g. ppml0001, ppdb001)."""
     servers = {}
-    for profile, count in zip(PROFILES, fleet_mix(n_servers).values(), strict=True):
+    for name, count in fleet_mix(n_servers, mix).items():
+        profile = PROFILE_BY_NAME[name]
         for i in range(1, count + 1):
             servers[f"{profile.prefix}{i:0{profile.digits}d}"] = profile.name
     return dict(sorted(servers.items()))
@@ -142,10 +171,13 @@ class ServerTable:
     swap: Array  # residual swap % while memory is normal
     uptime: Array  # days since boot at the start of the simulation
     rates: Array
+    noise: Array
+    wobble: Array
+    zero: Array  # (n_servers, 14) bool: metrics the server's source does not report (0)
 
 
 _FROM_PROFILE = tuple(
-    f.name for f in fields(ServerTable) if f.name not in ("disk", "swap", "uptime")
+    f.name for f in fields(ServerTable) if f.name not in ("disk", "swap", "uptime", "zero")
 )
 # multiplicative per-server variation, uniform in [1 - j, 1 + j]
 # fmt: off
@@ -173,6 +205,7 @@ def draw_servers(profile_names: list[str], rng: np.random.Generator) -> ServerTa
     base["swap"] = rng.uniform(0, 1.5, n)
     base["uptime"] = rng.uniform(1, 250, n)
     base["rates"] = base["rates"] * rng.lognormal(0, 0.3, (n, 1))
+    base["zero"] = np.zeros((n, len(dc.METRIC_COLUMNS)), dtype=bool)
     return ServerTable(**base)
 
 
@@ -201,6 +234,16 @@ def make_clock(steps: Array, start_ns: int, step_ns: int) -> Clock:
 
 
 @dataclass(frozen=True)
+class Modifiers:
+    """Time-varying behaviour from fleet_behaviours, as (K, n) arrays of one chunk."""
+
+    mult: Array  # activity multiplier (batch job regimes)
+    cpu_add: Array  # CPU points added (idle VM bursts, cron jobs)
+    mem: Array  # memory level that replaces the profile's model (NaN: keep it)
+    restart_h: Array  # hours since the last restart at a deploy (inf: none)
+
+
+@dataclass(frozen=True)
 class _Conditions:
     """What the simulation decided for each (step, server), as (K, n) arrays."""
 
@@ -212,28 +255,57 @@ class _Conditions:
     storm: Array
     drained: Array  # bool: taken out of service, near-zero activity
     age_h: Array  # hours since boot
+    mem: Array  # memory level set by a behaviour (NaN: the profile's model)
+    cpu_add: Array  # CPU points added by a behaviour
 
 
 def chunk_metrics(
-    clock: Clock, track: dict[str, Array], p: ServerTable, ar: Array, white: Array, step_s: int
+    clock: Clock,
+    track: dict[str, Array],
+    p: ServerTable,
+    ar: Array,
+    white: Array,
+    step_s: int,
+    mods: Modifiers | None = None,
 ) -> dict[str, Array]:
     """(K, n) contract metrics, and "state" codes into STATE_LABELS, of one chunk.
 
     track is the simulator's state per (step, server): mode, kind, t0 / t1 (steps where the
     phase began / ends), boot (step of the last boot), disk_val + disk_rate * (step - disk_at).
-    ar is (K, n, N_AR) unit AR(1) noise, white (K, n, N_WHITE) standard normals.
+    ar is (K, n, N_AR) unit AR(1) noise, white (K, n, N_WHITE) standard normals: one tick
+    per step. With white of shape (K, S, n, N_WHITE), each step is S sub-ticks aggregated by
+    data_contract.aggregate_ticks; the state is the last sub-tick's, as in the daemon.
     """
-    c = _conditions(clock, track, p, step_s)
+    c = _conditions(clock, track, p, step_s, mods)
+    sub = white.ndim == 4
+    if sub:  # the sub-ticks of a step share its conditions and its slow noise
+        c, ar = _Conditions(*(x[:, None] for x in vars(c).values())), ar[:, None]
     out = _cpu(c, p, ar, white) | _memory(c, p, ar, white) | _network(c, p, ar, white)
     g = clock.steps[:, None]
-    disk = track["disk_val"] + track["disk_rate"] * (g - track["disk_at"])
-    out["disk_usage_pct"] = np.clip(disk, 1.0, 99.5)
+    disk = np.clip(track["disk_val"] + track["disk_rate"] * (g - track["disk_at"]), 1.0, 99.5)
+    out["disk_usage_pct"] = disk[:, None] if sub else disk
     out["uptime_days"] = np.minimum(c.age_h // 24, 365).astype(np.int64)
-    out["state"] = _state_codes(clock, out, track["mode"])
-    return out
+    if p.zero.any():
+        for i, col in enumerate(dc.METRIC_COLUMNS):
+            out[col] = np.where(p.zero[:, i], 0, out[col])
+    last = {k: v[:, -1] for k, v in out.items()} if sub else out
+    states = _state_codes(clock, last, track["mode"])
+    return (_aggregate(out) if sub else out) | {"state": states}
 
 
-def _conditions(clock: Clock, track: dict[str, Array], p: ServerTable, step_s: int) -> _Conditions:
+def _aggregate(subticks: dict[str, Array]) -> dict[str, Array]:
+    """(K, S, n) sub-tick metrics -> (K, n) step values by the data contract's rule."""
+    stacked = np.stack(np.broadcast_arrays(*(subticks[c] for c in dc.METRIC_COLUMNS)), axis=-1)
+    steps = dc.aggregate_ticks(np.moveaxis(stacked, 1, 2))  # (K, n, S, 14) -> (K, n, 14)
+    return {
+        c: steps[..., i].astype(np.int64) if c in dc.INT_COLUMNS else steps[..., i]
+        for i, c in enumerate(dc.METRIC_COLUMNS)
+    }
+
+
+def _conditions(
+    clock: Clock, track: dict[str, Array], p: ServerTable, step_s: int, mods: Modifiers | None
+) -> _Conditions:
     g, mode, kind = clock.steps[:, None], track["mode"], track["kind"]
     progress = np.clip((g - track["t0"]) / np.maximum(track["t1"] - track["t0"], 1), 0, 1)
     in_phase = [mode == INCIDENT, mode == CRITICAL, mode == RECOVERY]
@@ -241,9 +313,14 @@ def _conditions(clock: Clock, track: dict[str, Array], p: ServerTable, step_s: i
     sev = [np.where(kind == k, severity, 0.0) for k in (LEAK, FILL, RAMP, STORM)]
     factors = [mode == MAINTENANCE, mode == DRAINED, mode == RECOVERY]
     factor = np.select(factors, [0.15, 0.02, 0.55 + 0.45 * progress], 1.0)
-    act = activity(clock.hour, clock.weekend, p) * factor
+    act = activity(clock.hour, clock.weekend, p)
     age_h = (g - track["boot"]) * (step_s / 3600)
-    return _Conditions(act, np.minimum(1.0, 3 * factor), *sev, mode == DRAINED, age_h)
+    mem, cpu_add = np.full(act.shape, np.nan), np.zeros(act.shape)
+    if mods is not None:
+        act, mem, cpu_add = act * mods.mult, mods.mem, mods.cpu_add * factor
+        age_h = np.minimum(age_h, mods.restart_h)
+    calm = np.minimum(1.0, 3 * factor)
+    return _Conditions(act * factor, calm, *sev, mode == DRAINED, age_h, mem, cpu_add)
 
 
 def activity(hour: Array, weekend: Array, p: ServerTable) -> Array:
@@ -255,8 +332,8 @@ def activity(hour: Array, weekend: Array, p: ServerTable) -> Array:
 
 
 def _cpu(c: _Conditions, p: ServerTable, ar: Array, w: Array) -> dict[str, Array]:
-    noise = p.cpu * (0.05 * ar[..., 0] + 0.09 * ar[..., 1]) + 1.2 * w[..., 0]
-    busy = np.clip(p.cpu * c.act + c.calm * noise, 0.3, 97.0)
+    noise = p.wobble * p.cpu * (0.05 * ar[..., 0] + 0.09 * ar[..., 1]) + p.noise * w[..., 0]
+    busy = np.clip(p.cpu * c.act + c.calm * noise + c.cpu_add, 0.3, 97.0)
     busy += c.ramp * (98.5 - busy) + 4 * c.fill + 6 * c.leak**3  # leak: paging near the end
     iowait = p.iowait * (0.4 + 0.6 * c.act) * np.exp(0.35 * c.calm * ar[..., 3] + 0.1 * w[..., 1])
     iowait += c.storm * (50 - iowait) + 6 * c.fill + 8 * c.leak**3
@@ -278,6 +355,7 @@ def _cpu(c: _Conditions, p: ServerTable, ar: Array, w: Array) -> dict[str, Array
 def _memory(c: _Conditions, p: ServerTable, ar: Array, w: Array) -> dict[str, Array]:
     warm = 1 - 0.3 * np.exp(-c.age_h / 4)  # caches refill after a reboot
     mem = (p.mem + p.mem_swing * (c.act - 0.7) + 3 * c.calm * ar[..., 2]) * warm + 0.5 * w[..., 4]
+    mem = np.where(np.isnan(c.mem), mem, c.mem + 0.15 * w[..., 4])  # flat between deploys
     mem = np.where(c.drained, 6 + np.minimum(np.abs(w[..., 4]), 3), mem)
     mem = np.clip(mem, 1.0, 99.5)
     mem += c.leak * (97.5 - mem)

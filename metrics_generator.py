@@ -5,7 +5,13 @@ semi-Markov chain over the modes of fleet_model, with timed phases) and the AR(1
 run step by step; cycles, noise draws and metrics are computed in bulk per chunk. Random
 numbers are drawn per block of steps keyed by (seed, block), so the output does not depend
 on how the steps are chunked: advance(a) then advance(b) gives the rows of advance(a + b).
-Offline steps produce no rows. CLI: python metrics_generator.py --servers 20 --days 30
+Offline steps produce no rows.
+
+Rows as the daemon sees them: with tick_seconds below step_seconds (generate_fleet's
+default: 5 s ticks in 300 s steps), each row is the daemon's aggregate of the step's ticks
+(data_contract.AGGREGATION), simulated as a few sub-ticks (see fleet_ticks).
+Fleet mixes: fleet_model.MIXES; "realistic" adds fleet_behaviours' cloud VM behaviours.
+CLI: python metrics_generator.py --servers 200 --days 30 --seed 7 --out build/corpus/
 """
 
 from __future__ import annotations
@@ -23,8 +29,11 @@ import pyarrow as pa
 from tqdm import tqdm
 
 import data_contract as dc
+import fleet_behaviours as fb
 import fleet_model as fm
+import fleet_ticks as ft
 from fleet_model import INCIDENT_KINDS, Array
+from fleet_ticks import DAEMON_TICK_S, SUBTICKS
 
 __all__ = ["INCIDENT_KINDS", "Fleet", "FleetSimulator", "Incident", "generate_fleet", "main"]
 
@@ -74,6 +83,8 @@ class Fleet:
     step_seconds: int
     start: pd.Timestamp
     end: pd.Timestamp  # end of the simulated span (exclusive)
+    mix: str = "classic"
+    tick_seconds: int | None = None  # rows aggregate ticks of this length (None: one tick)
 
     def metadata(self) -> dict[str, Any]:
         """JSON-serialisable description of the run."""
@@ -86,6 +97,9 @@ class Fleet:
             "n_servers": len(self.servers),
             "days": self.days,
             "step_seconds": self.step_seconds,
+            "mix": self.mix,
+            "tick_seconds": self.tick_seconds,
+            "aggregation": dict(dc.AGGREGATION) if self.tick_seconds else None,
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
             "rows": len(self.frame),
@@ -100,6 +114,9 @@ class FleetSimulator:
     servers maps name -> profile (sorted by name), incidents lists every incident so far,
     now is the timestamp of the next step. A streaming daemon can call advance(1) per tick,
     and steer it with force_incident (optionally fast and held critical) and release.
+    mix: a key of fleet_model.MIXES. tick_seconds (a divisor of step_seconds, below it):
+    each row is the daemon's aggregate of that step's ticks, from `subticks` sub-ticks (see
+    the module docstring); None: each row is one instantaneous tick.
     """
 
     def __init__(
@@ -108,20 +125,32 @@ class FleetSimulator:
         seed: int = 42,
         step_seconds: int = 300,
         start: str | pd.Timestamp = DEFAULT_START,
+        mix: str = "classic",
+        tick_seconds: int | None = None,
+        subticks: int = SUBTICKS,
     ) -> None:
         if n_servers < 1 or step_seconds < 1 or seed < 0:
             raise ValueError("n_servers and step_seconds must be >= 1, seed >= 0")
+        if mix not in fm.MIXES:
+            raise ValueError(f"unknown mix {mix!r}; one of {', '.join(fm.MIXES)}")
         self.seed, self.step_seconds, self.start = seed, step_seconds, _utc(start)
-        self.servers = fm.fleet_servers(n_servers)  # name -> profile, sorted by name
+        self.mix, self._sub = mix, ft.subticks(step_seconds, tick_seconds, subticks)
+        self.tick_seconds = tick_seconds if self._sub[0] > 1 else None
+        self._start_ns, self._step_ns = self.start.as_unit("ns").value, step_seconds * 10**9
+        self.servers = fm.fleet_servers(n_servers, mix)  # name -> profile, sorted by name
         self.names = np.array(list(self.servers))
         self.params = fm.draw_servers(list(self.servers.values()), _rng(seed, 0))
+        self.behaviours: fb.FleetBehaviours | None = None
+        if mix != "classic":  # the cloud VM behaviours (their own random streams)
+            profiles = list(self.servers.values())
+            self.behaviours = fb.FleetBehaviours(profiles, self.params, seed, self._start_ns)
+            self.params = self.behaviours.params
         self.incidents: list[Incident] = []
         self.step = 0  # the next step to simulate
-        self._start_ns, self._step_ns = self.start.as_unit("ns").value, step_seconds * 10**9
         self._per_day = 86_400 / step_seconds
         self._open: dict[int, int] = {}  # server index -> index of its open incident
         self._held = np.zeros(len(self.names), dtype=bool)  # stay critical until release()
-        self._cache: tuple[int, Array, Array] = (-1, np.empty(0), np.empty(0))
+        self._cache: tuple[Any, ...] = (-1,)
         self._init_state(_rng(seed, 1))
 
     def _init_state(self, rng: np.random.Generator) -> None:
@@ -134,6 +163,7 @@ class FleetSimulator:
         self._due = NEVER  # earliest step at which some server's phase ends
         self._ar = rng.standard_normal((len(self.names), fm.N_AR))
         self._ar_decay = np.exp(-self.step_seconds / 3600 / fm.AR_TAU_H)
+        self._ar_ratio = self.step_seconds / 3600 / fm.AR_TAU_H  # step / time constant
 
     @property
     def now(self) -> pd.Timestamp:
@@ -196,7 +226,7 @@ class FleetSimulator:
         """The next k_steps steps as (k_steps, n_servers) arrays (see _frame)."""
         steps = self.step + np.arange(k_steps, dtype=np.int64)
         clock = fm.make_clock(steps, self._start_ns, self._step_ns)
-        normals, uniforms = self._draws(self.step, k_steps)
+        normals, uniforms, sub_white = self._draws(self.step, k_steps)
         hazard = self._hazard(clock)
         fire = uniforms[..., U_EVENT] < hazard.sum(axis=2)
         events = fire.any(axis=1) | self._cleanups(clock.ns)
@@ -208,11 +238,14 @@ class FleetSimulator:
                 snapshots.append(self._snapshot())
         which = np.searchsorted(at, np.arange(k_steps), side="right") - 1
         track = {key: np.stack([x[key] for x in snapshots])[which] for key in TRACKED}
+        previous = self._ar
         ar = self._advance_ar(normals[..., : fm.N_AR])
         self.step += k_steps
-        out = fm.chunk_metrics(
-            clock, track, self.params, ar, normals[..., fm.N_AR :], self.step_seconds
-        )
+        white = normals[..., fm.N_AR :]
+        if self._sub[0] > 1:  # aggregated steps: sub-tick noise, the AR's mean over the step
+            white, ar = sub_white[0], ft.step_means(ar, previous, sub_white[1], self._ar_ratio)
+        mods = None if self.behaviours is None else self.behaviours.modifiers(clock)
+        out = fm.chunk_metrics(clock, track, self.params, ar, white, self.step_seconds, mods)
         return out | {"mode": track["mode"], "ns": clock.ns}
 
     # --- the state machine ---------------------------------------------------------
@@ -315,19 +348,30 @@ class FleetSimulator:
         window[:, 0, fm.EVENTS.index("maintenance")] = night * 6.0
         return window * self.params.rates[None] / self._per_day
 
-    def _draws(self, g0: int, k_steps: int) -> tuple[Array, Array]:
-        """(K, n, channels) normals and uniforms, drawn per block keyed by (seed, block)."""
+    def _draws(self, g0: int, k_steps: int) -> tuple[Array, ...]:
+        """(K, n, channels) normals and uniforms, and without sub-ticks None, else the
+        (K, S, n, N_WHITE) sub-tick white noise and (K, n, N_AR) bridge normals; drawn per
+        block keyed by (seed, block)."""
         last = (g0 + max(k_steps, 1) - 1) // BLOCK
         blocks = [self._block(b) for b in range(g0 // BLOCK, last + 1)]
         cut = slice(g0 % BLOCK, g0 % BLOCK + k_steps)
-        return tuple(np.concatenate([b[j] for b in blocks])[cut] for j in (0, 1))
+        normals, uniforms = (np.concatenate([b[j] for b in blocks])[cut] for j in (0, 1))
+        if self._sub[0] == 1:
+            return normals, uniforms, None
+        sub = tuple(np.concatenate([b[2][j] for b in blocks])[cut] for j in (0, 1))
+        return normals, uniforms, sub
 
-    def _block(self, block: int) -> tuple[Array, Array]:
+    def _block(self, block: int) -> tuple[Array, ...]:
         if self._cache[0] != block:
             rng, n = _rng(self.seed, 2, block), len(self.names)
             normals = rng.standard_normal((BLOCK, n, fm.N_AR + fm.N_WHITE))
-            self._cache = (block, normals, rng.random((BLOCK, n, 4)))
-        return self._cache[1], self._cache[2]
+            uniforms = rng.random((BLOCK, n, 4))
+            sub = None
+            if self._sub[0] > 1:
+                bridge = rng.standard_normal((BLOCK, n, fm.N_AR))
+                sub = (ft.subtick_white(rng, (BLOCK, n), *self._sub), bridge)
+            self._cache = (block, normals, uniforms, sub)
+        return self._cache[1:]
 
     def _advance_ar(self, innovations: Array) -> Array:
         """Unit-variance AR(1) series, one per channel with time constants fm.AR_TAU_H."""
@@ -377,9 +421,15 @@ def generate_fleet(
     seed: int = 42,
     start: str | pd.Timestamp = DEFAULT_START,
     progress: bool = False,
+    mix: str = "classic",
+    tick_seconds: int | None = DAEMON_TICK_S,
+    subticks: int = SUBTICKS,
 ) -> Fleet:
-    """Simulate n_servers for days at step_seconds; reproducible from seed."""
-    sim = FleetSimulator(n_servers, seed, step_seconds, start)
+    """Simulate n_servers for days at step_seconds; reproducible from seed.
+
+    Rows aggregate tick_seconds ticks as the daemon does (None: one sample per step).
+    """
+    sim = FleetSimulator(n_servers, seed, step_seconds, start, mix, tick_seconds, subticks)
     total, day = int(round(days * 86_400 / step_seconds)), max(1, 86_400 // step_seconds)
     chunks = []
     with tqdm(total=total, disable=not progress, unit="step", desc="fleet") as bar:
@@ -388,7 +438,18 @@ def generate_fleet(
             bar.update(min(day, total - done))
     frame = _frame(sim.names, chunks or [sim._simulate(0)])
     logger.info("generated %d rows, %d incidents", len(frame), len(sim.incidents))
-    return Fleet(frame, sim.incidents, sim.servers, seed, days, step_seconds, sim.start, sim.now)
+    return Fleet(
+        frame,
+        sim.incidents,
+        sim.servers,
+        seed,
+        days,
+        step_seconds,
+        sim.start,
+        sim.now,
+        mix,
+        sim.tick_seconds,
+    )
 
 
 def write_fleet(fleet: Fleet, out_dir: str | Path) -> dict[str, Path]:
@@ -415,6 +476,19 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--step", type=int, default=300, help="seconds between samples")
     parser.add_argument("--seed", type=int, default=42, help="random seed")
     parser.add_argument("--start", default=DEFAULT_START, help="first timestamp (UTC)")
+    parser.add_argument(
+        "--mix",
+        choices=list(fm.MIXES),
+        default="realistic",
+        help="fleet mix: realistic (half idle, batch and cron VMs) or classic (7 profiles)",
+    )
+    parser.add_argument(
+        "--tick",
+        type=int,
+        default=DAEMON_TICK_S,
+        help="rows aggregate ticks of this many seconds, as the daemon does (0: one sample)",
+    )
+    parser.add_argument("--subticks", type=int, default=SUBTICKS, help="sub-ticks per step")
     parser.add_argument("--out", type=Path, default=Path("training"), help="output directory")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser.parse_args(argv)
@@ -427,7 +501,17 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     progress = not args.no_progress
-    fleet = generate_fleet(args.servers, args.days, args.step, args.seed, args.start, progress)
+    fleet = generate_fleet(
+        args.servers,
+        args.days,
+        args.step,
+        args.seed,
+        args.start,
+        progress,
+        args.mix,
+        args.tick or None,
+        args.subticks,
+    )
     for path in write_fleet(fleet, args.out).values():
         logger.info("wrote %s", path)
     return 0

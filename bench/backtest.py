@@ -1,22 +1,29 @@
-"""Honest accuracy of a TFT artifact against seasonal naive and last value.
+"""Backtest what the daemon serves: TFTForecaster on daemon-built windows, against baselines.
 
-    python bench/backtest.py --model models/latest --data held_out.parquet --cutoff 2025-02-05
-    python bench/backtest.py --model models/latest --cloudwatch
+    python bench/backtest.py --model models/latest --data fleet.parquet --cutoff 2025-02-05
+    python bench/backtest.py --model models/latest --nab
 
-Forecast origins lie after --cutoff (every --every steps, each with a full observed
-24 h encoder). At 30 min / 1 h / 8 h (steps 6 / 12 / 96) it reports, per metric, the MAE
-and MASE of the TFT's p50, of seasonal naive (same time yesterday) and of last value,
-and the share of observations inside the TFT's p10-p90 interval. MASE divides each
-error by the server's in-sample seasonal-naive MAE before the cutoff, so a MASE of 1.0
-is as good as yesterday's curve was in the past. --unseen names the servers the model
-never saw in training; they are also scored separately. Output: a markdown table.
+Origins (every --every steps, from the cutoff on) each get the window the daemon builds:
+288 steps of values (gaps: state 'offline', metrics carried forward), state codes, the
+server name and the step number. TFTForecaster forecasts them (accelerated forward,
+clipping, as served); last value, seasonal naive, the last hour's mean and predict_linear
+over 6 h forecast from the same windows. At 30 min / 1 h / 8 h, per metric: MAE, MASE
+(mean and median over series; scale in bench/scoring.py), p10-p90 coverage and the share
+of series where the TFT's p50 beats last value. Early warnings (bench/early_warning.py): the
+daemon's risk flags against "yesterday's curve crossed critical" and predict_linear.
+
+--data: generated data scored after --cutoff; the model's held-out servers
+(training_info.json "holdout_servers") are also scored alone. --nab: the held-out parts of
+training/nab.py's split. Markdown to stdout (and --out), all numbers with --json.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,151 +34,280 @@ if str(ROOT) not in sys.path:  # run as a script, the repository root is not on 
     sys.path.insert(0, str(ROOT))
 
 import data_contract as dc  # noqa: E402
-from bench import cloudwatch, scoring  # noqa: E402
-from training import dataset as tds  # noqa: E402
-from training.artifact import LoadedModel, load_artifact  # noqa: E402
+import risk  # noqa: E402
+from bench import early_warning as ew  # noqa: E402
+from bench import scoring  # noqa: E402
+from training import nab  # noqa: E402
+from training.dataset import time_index  # noqa: E402
+
+logger = logging.getLogger("backtest")
+METHODS = ("tft", *scoring.BASELINES)
+RULES = {"tft": "daemon risk (TFT)", "snaive": "yesterday crossed", "linear": "predict_linear 6h"}
 
 
-def tft_quantiles(loaded: LoadedModel, frame: pd.DataFrame, panel: scoring.Panel, pairs):
-    """[origin, h, metric, quantile] TFT forecasts for each (server, t0) pair, computed by
-    pytorch-forecasting's own predict on the windows whose first forecast step is t0 + 1."""
-    prepared = tds.prepare_frame(frame, loaded.config["step_seconds"])
-    offset = int(tds.time_index(pd.Series([panel.start])).iloc[0])
-    keys = [(dc.encode_server_name(panel.servers[s]), int(t0) + 1 + offset) for s, t0 in pairs]
-    wanted = set(keys)
+@dataclass
+class Source:
+    """A frame to score: origins from each server's cutoff (a timestamp, or per server)."""
 
-    def chosen(index: pd.DataFrame) -> pd.Series:
-        starts = zip(index["server_id"], index["time_idx_first_prediction"], strict=True)
-        return pd.Series([key in wanted for key in starts], index=index.index)
-
-    ds = tds.dataset_from_json(loaded.config["dataset"], prepared).filter(chosen)
-    out = loaded.model.predict(ds, mode="quantiles", return_index=True, batch_size=256)
-    stacked = np.stack([q.cpu().numpy() for q in out.output], axis=2)  # [n, h, metric, q]
-    starts = zip(out.index["server_id"], out.index["time_idx"], strict=True)
-    position = {key: i for i, key in enumerate(starts)}
-    return stacked[[position[key] for key in keys]]
+    title: str
+    frame: pd.DataFrame
+    cutoff: pd.Timestamp | dict[str, pd.Timestamp]
+    measured: dict[str, str] | None = None  # {server: the one real column} (NAB)
+    groups: dict[str, set[str]] = field(default_factory=dict)
 
 
-def score_table(truth, forecasts: dict[str, np.ndarray], quantiles, scale) -> list[dict]:
-    """One row per (metric, horizon) with anything scorable."""
-    rows = []
+@dataclass
+class Origins:
+    """Everything known at each origin: windows, forecasts, truth, scales."""
+
+    panel: scoring.Panel
+    pairs: np.ndarray
+    values: np.ndarray
+    trajectory: np.ndarray
+    truth: np.ndarray
+    scale: np.ndarray
+    floored: np.ndarray
+    cores: np.ndarray
+
+
+def cutoff_steps(panel: scoring.Panel, cutoff) -> np.ndarray:
+    """Per server, the panel column of its cutoff."""
+    if not isinstance(cutoff, dict):
+        cutoff = dict.fromkeys(panel.servers, cutoff)
+    stamps = pd.Series([cutoff[s] for s in panel.servers])
+    return (time_index(stamps).to_numpy() - panel.first_step).astype(np.int64)
+
+
+def gather(forecaster, source: Source, every: int, cores: dict[str, float]) -> Origins:
+    """Build the origins' windows and forecast them through the forecaster."""
+    panel = scoring.dense_panel(source.frame)
+    first = cutoff_steps(panel, source.cutoff)
+    encoder, horizon = 288, forecaster.horizon
+    pairs = scoring.origins(panel, first, every, encoder, horizon)
+    values, states = scoring.windows(panel, pairs, encoder)
+    servers = [panel.servers[s] for s in pairs[:, 0]]
+    logger.info("%s: forecasting %d origins", source.title, len(pairs))
+    trajectory = forecaster.forecast(values, states, servers, panel.first_step + pairs[:, 1])
+    scale, floored = scoring.mase_scale(panel, first)
+    server_cores = np.array([cores.get(s, np.nan) for s in servers], dtype=np.float64)
+    truth = scoring.actuals(panel, pairs, horizon)
+    return Origins(panel, pairs, values, trajectory, truth, scale, floored, server_cores)
+
+
+def measured_mask(panel: scoring.Panel, measured: dict[str, str] | None) -> np.ndarray:
+    """(servers, 14) columns with real data (all, unless `measured` names one per server)."""
+    if measured is None:
+        return np.ones((len(panel.servers), len(dc.METRIC_COLUMNS)), dtype=bool)
+    return np.array([[measured[s] == m for m in dc.METRIC_COLUMNS] for s in panel.servers])
+
+
+def risk_mask(panel: scoring.Panel, measured: dict[str, str] | None) -> np.ndarray:
+    """(servers, M) risk metrics with real data: cpu_used_pct = 100 - idle comes from a
+    measured cpu_user_pct too (the importer sets idle = 100 - user)."""
+    cols = measured_mask(panel, measured)
+    sources = [risk.RISK_SOURCES[m] for m in risk.RISK_METRICS]
+    mask = cols[:, [dc.METRIC_COLUMNS.index(c) for c in sources]]
+    user = cols[:, dc.METRIC_COLUMNS.index("cpu_user_pct")]
+    mask[:, risk.RISK_METRICS.index("cpu_used_pct")] |= user
+    return mask
+
+
+def accuracy_rows(o: Origins, keep: np.ndarray, measured: np.ndarray) -> list[dict]:
+    """One row per (metric, horizon) with scored series, for the origins in `keep`."""
+    truth = np.where(measured[o.pairs[:, 0]][:, None, :], o.truth, np.nan)[keep]
+    windows = o.values[keep]
+    points = {"tft": o.trajectory[keep, ..., 1]}
+    points |= {name: f(windows, o.truth.shape[1]) for name, f in scoring.BASELINES.items()}
+    server, rows = o.pairs[keep, 0], []
     for label, h in scoring.HORIZONS.items():
-        results = {name: scoring.score(truth, f, scale, h) for name, f in forecasts.items()}
-        cover = scoring.coverage(truth, quantiles[..., 0], quantiles[..., -1], h)
+        res = scoring.score_horizon(truth, points, server, o.scale, h)
+        q = o.trajectory[keep]
+        cover = scoring.coverage(truth, q[..., 0], q[..., 2], h)
+        beat = scoring.beats(res["tft"]["series_mae"], res["last"]["series_mae"])
         for m, metric in enumerate(dc.METRIC_COLUMNS):
-            if np.isnan(results["tft"][1][m]):
+            if np.isnan(res["tft"]["mase"][m]):
                 continue
-            row = {"metric": metric, "horizon": label}
-            for name, (mae, mase) in results.items():
-                row[f"mae_{name}"], row[f"mase_{name}"] = float(mae[m]), float(mase[m])
-            rows.append(row | {"p10_p90_coverage": float(cover[m])})
-    return rows
+            row = {"metric": metric, "horizon": label, "mae_tft": res["tft"]["mae"][m]}
+            row["mae_last"] = res["last"]["mae"][m]
+            row |= {f"mase_{k}": res[k]["mase"][m] for k in METHODS}
+            row |= {f"mase_median_{k}": res[k]["mase_median"][m] for k in METHODS}
+            rows.append(row | {"coverage": cover[m], "beats_last": beat[m]})
+    return [{k: v if isinstance(v, str) else float(v) for k, v in r.items()} for r in rows]
 
 
 def summary(rows: list[dict]) -> list[dict]:
-    """Mean MASE over metrics per horizon, and the TFT's gain over seasonal naive."""
-    cols = ["mase_tft", "mase_snaive", "mase_last", "p10_p90_coverage"]
-    out = pd.DataFrame(rows).groupby("horizon", sort=False)[cols].mean().reset_index()
-    out["tft_gain_vs_snaive"] = 1.0 - out["mase_tft"] / out["mase_snaive"]
-    return out.to_dict("records")
-
-
-def markdown(rows: list[dict], title: str) -> str:
-    """Rows as a markdown table."""
+    """Per horizon, the mean over the scored metrics of every numeric column."""
     if not rows:
-        return f"**{title}**: no scorable origins\n"
-    cols = list(rows[0])
-    lines = [f"**{title}**", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        return []
+    table = pd.DataFrame(rows).drop(columns=["metric", "mae_tft", "mae_last"])
+    out = table.groupby("horizon", sort=False).mean().reset_index()
+    return [
+        {k: v if isinstance(v, str) else float(v) for k, v in r.items()}
+        for r in out.to_dict("records")
+    ]
+
+
+def labels_of(o: Origins, keep: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Early-warning labels (N, M) and first critical steps of the origins in `keep`;
+    risk metrics without real data are never events nor negatives."""
+    cores = o.cores[keep]
+    now = ew.risk_values(o.values[keep, -1], cores)
+    labels, lead = ew.label(now, ew.risk_values(o.truth[keep], cores[:, None]))
+    return np.where(mask[o.pairs[keep, 0]], labels, ew.NEITHER), lead
+
+
+def warning_rows(o: Origins, keep: np.ndarray, mask: np.ndarray) -> tuple[list[dict], dict]:
+    """Early-warning scores of the daemon's flags and the two rules, and events per metric."""
+    labels, lead = labels_of(o, keep, mask)
+    windows, horizon, cores = o.values[keep], o.truth.shape[1], o.cores[keep]
+    flags = {
+        "tft": ew.model_flags(o.values[keep, -1], o.trajectory[keep], cores),
+        "snaive": ew.rule_flags(scoring.seasonal_naive(windows, horizon), cores),
+        "linear": ew.rule_flags(scoring.linear_trend(windows, horizon), cores),
+    }
+    rows = [{"method": RULES[k]} | ew.warning_scores(labels, f, lead) for k, f in flags.items()]
+    events = {m: int((labels[:, i] == ew.EVENT).sum()) for i, m in enumerate(risk.RISK_METRICS)}
+    return rows, events
+
+
+def evaluate(forecaster, source: Source, every: int, cores: dict[str, float]) -> dict:
+    """All numbers for one source: per group, per-metric rows, summary, early warnings."""
+    o = gather(forecaster, source, every, cores)
+    cols, risks = measured_mask(o.panel, source.measured), risk_mask(o.panel, source.measured)
+    names = np.array(o.panel.servers, dtype=object)[o.pairs[:, 0]]
+    groups = {"all servers": np.ones(len(o.pairs), dtype=bool)}
+    groups |= {g: np.isin(names, sorted(members)) for g, members in source.groups.items()}
+    result = {"title": source.title, "every": every, "groups": {}}
+    result["floored_scales"] = int((o.floored & cols).sum())
+    result["series"] = int(cols.sum())
+    for g, keep in groups.items():
+        rows = accuracy_rows(o, keep, cols)
+        result["groups"][g] = {
+            "origins": int(keep.sum()),
+            "servers": int(len(set(o.pairs[keep, 0].tolist()))),
+            "summary": summary(rows),
+            "per_metric": rows,
+        }
+        result["groups"][g]["warnings"], result["groups"][g]["events_per_metric"] = warning_rows(
+            o, keep, risks
+        )
+    return result
+
+
+# --- report ---------------------------------------------------------------------------
+
+SUMMARY_COLUMNS = (
+    "horizon",
+    *(f"mase_{k}" for k in METHODS),
+    *(f"mase_median_{k}" for k in METHODS),
+    "coverage",
+    "beats_last",
+)
+ROW_COLUMNS = ("metric", "horizon", "mae_tft", "mae_last", *(f"mase_{k}" for k in METHODS))
+ROW_COLUMNS += ("mase_median_tft", "mase_median_last", "coverage", "beats_last")
+WARNING_COLUMNS = ("method", "events", "negatives", "recall", "false_alarm_rate")
+WARNING_COLUMNS += ("median_lead_steps",)
+
+
+def table(rows: list[dict], columns: tuple[str, ...], title: str) -> str:
+    """Rows as a markdown table under a bold title."""
+    if not rows:
+        return f"**{title}**: nothing to score\n"
+    lines = [f"**{title}**", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        cells = [f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()]
-        lines.append("| " + " | ".join(cells) + " |")
+        cells = [row[c] for c in columns]
+        lines.append(
+            "| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in cells) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def mask_unmeasured(truth: np.ndarray, servers: list[str], pairs, measured: dict) -> None:
-    """Hide (NaN) the truth of every column a server does not really measure."""
-    for m, metric in enumerate(dc.METRIC_COLUMNS):
-        keep = np.array([metric in measured.get(servers[s], ()) for s in pairs[:, 0]])
-        truth[~keep, :, m] = np.nan
-
-
-def evaluate(
-    loaded: LoadedModel,
-    frame: pd.DataFrame,
-    first,
-    every: int,
-    measured: dict | None = None,
-    unseen: set[str] | None = None,
-) -> str:
-    """Markdown report; forecasts from step `first` (int or per server) of the panel."""
-    panel = scoring.dense_panel(frame, loaded.config["step_seconds"])
-    enc, horizon = loaded.config["encoder_length"], loaded.config["horizon"]
-    pairs = scoring.origins(panel, first, every, enc, horizon)
-    truth = scoring.actuals(panel, pairs, horizon)
-    if measured:
-        mask_unmeasured(truth, panel.servers, pairs, measured)
-    quantiles = tft_quantiles(loaded, frame, panel, pairs)
-    forecasts = {
-        "tft": quantiles[..., quantiles.shape[-1] // 2],
-        "snaive": scoring.seasonal_naive(panel, pairs, horizon),
-        "last": scoring.last_value(panel, pairs, horizon),
-    }
-    scale = scoring.mase_scale(panel, first)[pairs[:, 0]]
-    groups = {"all servers": np.ones(len(pairs), dtype=bool)}
-    if unseen:
-        new = np.array([panel.servers[s] in unseen for s in pairs[:, 0]])
-        groups |= {"servers seen in training": ~new, "servers not seen in training": new}
-    parts = [f"{len(pairs)} forecast origins on {len(set(pairs[:, 0]))} servers.\n"]
-    for title, mask in groups.items():
-        rows = score_table(
-            truth[mask], {k: v[mask] for k, v in forecasts.items()}, quantiles[mask], scale[mask]
-        )
-        parts += [markdown(summary(rows), f"{title}, mean over metrics") if rows else ""]
-        parts += [markdown(rows, f"{title}, per metric")]
+def markdown(result: dict) -> str:
+    """One source's report."""
+    parts = [
+        f"### {result['title']}",
+        "",
+        f"Origins every {result['every']} steps; {result['series']} scored series, "
+        f"{result['floored_scales']} with a MASE scale raised to its floor.",
+        "",
+    ]
+    for g, part in result["groups"].items():
+        head = f"{g} ({part['origins']} origins, {part['servers']} servers)"
+        parts.append(table(part["summary"], SUMMARY_COLUMNS, f"{head}: mean over metrics"))
+        events = ", ".join(f"{m} {n}" for m, n in part["events_per_metric"].items() if n)
+        parts.append(table(part["warnings"], WARNING_COLUMNS, f"{head}: early warnings"))
+        parts.append(f"Events per risk metric: {events or 'none'}.\n")
+        parts.append(table(part["per_metric"], ROW_COLUMNS, f"{head}: per metric"))
     return "\n".join(parts)
 
 
-def _cloudwatch_run(loaded: LoadedModel, args: argparse.Namespace) -> str:
-    frame, measured = cloudwatch.load_cloudwatch(args.cloudwatch)
-    panel_start = frame["timestamp"].min()
-    starts = frame.groupby("server_name")["timestamp"].min().sort_index()
-    first = ((starts - panel_start) / pd.Timedelta(minutes=5)).astype(int) + args.history_days * 288
-    measured = {server: {column} for server, column in measured.items()}
-    return evaluate(loaded, frame, first.to_numpy(), args.every, measured, set(measured))
+# --- command line ---------------------------------------------------------------------
 
 
-def _data_run(loaded: LoadedModel, args: argparse.Namespace) -> str:
-    frame = pd.read_parquet(args.data)
-    dc.require_valid(frame, source=str(args.data))
-    cutoff = pd.Timestamp(args.cutoff, tz="UTC")
-    first = int((cutoff - frame["timestamp"].min()) / pd.Timedelta(minutes=5))
-    trained = set(loaded.training_info.get("servers", []))
-    unseen = set(frame["server_name"].unique()) - trained
-    return evaluate(loaded, frame, first, args.every, unseen=unseen)
+def data_sources(path: Path, cutoff: str, servers: list[str] | None, info: dict) -> list[Source]:
+    """A generated parquet scored after the cutoff; the model's held-out servers alone too."""
+    frame = pd.read_parquet(path)
+    if servers:
+        frame = frame[frame["server_name"].isin(servers)].reset_index(drop=True)
+    dc.require_valid(frame, source=str(path))
+    unseen = set(info.get("holdout_servers") or []) & set(frame["server_name"])
+    groups = {"unseen servers": unseen} if unseen else {}
+    return [Source(f"{path} after {cutoff}", frame, pd.Timestamp(cutoff, tz="UTC"), None, groups)]
 
 
-def main(argv: list[str] | None = None) -> int:
+def nab_sources(directory: Path) -> list[Source]:
+    """The held-out parts of training/nab.py's split."""
+    return [
+        Source(f"NAB {name}", part.frame, part.cutoff, part.measured)
+        for name, part in nab.heldout_frames(directory).items()
+    ]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Backtest a TFT artifact against baselines.")
     parser.add_argument("--model", default=str(ROOT / "models" / "latest"))
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", type=Path, help="contract parquet with held-out time range")
-    source.add_argument("--cloudwatch", type=Path, nargs="?", const=cloudwatch.DEFAULT_DIR)
-    parser.add_argument("--cutoff", help="with --data: forecasts start after this time (UTC)")
-    parser.add_argument("--history-days", type=int, default=5, help="with --cloudwatch")
-    parser.add_argument("--every", type=int, default=12, help="steps between origins")
-    parser.add_argument("--out", type=Path, help="also write the report here")
+    source.add_argument("--data", type=Path, help="contract parquet (generated fleet)")
+    source.add_argument("--nab", type=Path, nargs="?", const=nab.DEFAULT_DIR)
+    parser.add_argument("--cutoff", help="with --data: origins from this time (UTC) on")
+    parser.add_argument("--servers", nargs="+", help="with --data: only these servers")
+    parser.add_argument("--every", type=int, help="steps between origins (12 NAB, 24 data)")
+    parser.add_argument("--cores", type=Path, help='JSON {"server": cores} (load per core)')
+    parser.add_argument("--out", type=Path, help="also write the markdown here")
+    parser.add_argument("--json", type=Path, help="write all numbers here")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     if args.data is not None and not args.cutoff:
         parser.error("--data needs --cutoff")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from inference.forecast import TFTForecaster
+    from training.artifact import load_artifact
+
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    torch.set_num_threads(1)
     loaded = load_artifact(args.model)
-    report = _data_run(loaded, args) if args.data is not None else _cloudwatch_run(loaded, args)
-    report = f"Model: {loaded.name}\n\n{report}"
+    forecaster = TFTForecaster(loaded)
+    if args.data is not None:
+        sources = data_sources(args.data, args.cutoff, args.servers, loaded.training_info)
+    else:
+        sources = nab_sources(args.nab)
+    every = args.every or (24 if args.data is not None else 12)
+    cores = json.loads(args.cores.read_text()) if args.cores else {}
+    results = [evaluate(forecaster, s, every, cores) for s in sources]
+    head = f"## Backtest of {loaded.name}\n\n`{' '.join(sys.argv[1:] if argv is None else argv)}`\n"
+    report = "\n".join([head, *(markdown(r) for r in results)])
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(report)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        body = {"model": loaded.name, "forecaster": forecaster.info, "sources": results}
+        args.json.write_text(json.dumps(body, indent=1, default=float, allow_nan=True))
     sys.stdout.write(report)
     return 0
 

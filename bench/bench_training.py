@@ -116,10 +116,10 @@ def make_setup(args: argparse.Namespace) -> Setup:
 
 
 def loaders(setup: Setup, kind: str, stride: int, workers: int = 0) -> tuple:
-    batch, rate = setup.config.batch_size, setup.config.unknown_server_rate
+    batch = setup.config.batch_size
     if kind == "library":
-        return make_loaders(setup.splits.training, setup.splits.validation, batch, workers, rate)
-    return make_window_loaders(setup.splits, setup.model_config, batch, (stride, stride), rate)
+        return make_loaders(setup.splits.training, setup.splits.validation, batch, workers)
+    return make_window_loaders(setup.splits, setup.model_config, batch, (stride, stride))
 
 
 def run_epoch(

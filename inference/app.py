@@ -67,6 +67,7 @@ def build_service(settings: DaemonSettings, forecaster: Forecaster) -> Inference
     )
     if settings.default_cores is not None:
         service.default_cores = settings.default_cores
+    service.serve_better = settings.serve_better_method
     return service
 
 
@@ -119,9 +120,11 @@ def _add_routes(app: FastAPI, settings: DaemonSettings, auth: Any) -> None:
         return JSONResponse(result)
 
     @app.get("/predict", dependencies=[auth])
-    async def predict(servers: str | None = None, trajectory: bool = False) -> Response:
+    async def predict(
+        servers: str | None = None, trajectory: bool = False, accuracy: bool = False
+    ) -> Response:
         names = [s for s in servers.split(",") if s] if servers else None
-        parts = service().predict_parts(names, trajectory)
+        parts = service().predict_parts(names, trajectory, accuracy)
         return StreamingResponse(parts, media_type="application/json")
 
     @app.api_route("/health", methods=["GET", "POST"])

@@ -7,7 +7,7 @@ encoder_length closed steps, so each server keeps a ring of encoder_length + 1 s
 (default 36: 3 hours) behind the server's newest tick; older ones are counted as stale
 and dropped. (History in time order, e.g. a backfill, is never late.)
 
-Aggregation of one server's ticks within one step (AGGREGATION):
+Aggregation of one server's ticks within one step (data_contract.AGGREGATION):
 - mean: the CPU shares, java_cpu, memory, swap, disk, network rates and load_average are
   gauges; their mean is the step's level (and the CPU shares still sum to 100);
 - max: back_close_wait and front_close_wait count connections; the peak keeps a burst or a
@@ -32,15 +32,8 @@ import numpy as np
 import data_contract as dc
 from inference.ingest import STATE_CODES, Batch, FeedRejected
 
-AGGREGATION = {
-    **{name: "mean" for name in dc.METRIC_COLUMNS},
-    "back_close_wait": "max",
-    "front_close_wait": "max",
-    "uptime_days": "last",
-}
-MEAN = np.array([i for i, c in enumerate(dc.METRIC_COLUMNS) if AGGREGATION[c] == "mean"])
-MAX = np.array([i for i, c in enumerate(dc.METRIC_COLUMNS) if AGGREGATION[c] == "max"])
-LAST = np.array([i for i, c in enumerate(dc.METRIC_COLUMNS) if AGGREGATION[c] == "last"])
+AGGREGATION = dc.AGGREGATION  # the one rule, defined in the data contract
+MEAN, MAX, LAST = dc.MEAN_INDEX, dc.MAX_INDEX, dc.LAST_INDEX
 OFFLINE = STATE_CODES["offline"]
 N_METRICS = len(dc.METRIC_COLUMNS)
 # (array name, its step axis: "ring" / "late" / None, per-step shape, dtype, fill value)

@@ -1,7 +1,9 @@
 """Forecasters: encoder windows (numpy, straight from the buffers) -> quantile trajectories.
 
 Both return (B, horizon, 14, 3) float32: p10/p50/p90 of every metric at each step after
-the window's last step, clipped to the contract's ranges. ``info`` says what produced
+the window's last step, clipped to the contract's ranges, with p10 <= p50 <= p90. Metrics
+that the artifact marks deterministic (training.deterministic, e.g. uptime) are forecast
+by their rule, and ``info["deterministic"]`` names them. ``info`` says what produced
 them, and /predict repeats it: kind "tft" for the Temporal Fusion Transformer, kind
 "seasonal_naive" for the labelled fallback (same time yesterday; p10 = p50 = p90).
 
@@ -21,6 +23,7 @@ import torch
 import data_contract as dc
 from inference.fast_tft import accelerate
 from inference.ingest import STATE_CODES
+from training import deterministic
 from training.artifact import LoadedModel
 from training.inputs import assemble_inputs, encode_categories, window_times
 
@@ -60,7 +63,9 @@ class TFTForecaster:
             "contract_version": self.config["contract_version"],
             "quantiles": list(QUANTILES),
             "trained_on": loaded.training_info.get("data_time_range"),
+            "deterministic": dict(self.config.get("deterministic_metrics", {})),
         }
+        self._steps_per_day = 86_400 // int(self.config["step_seconds"])
 
     def forecast(
         self, values: np.ndarray, states: np.ndarray, servers: list[str], last_step: np.ndarray
@@ -74,7 +79,16 @@ class TFTForecaster:
                 self._predict(values[part], states[part], server_codes[part], last_step[part])
             )
         out = np.concatenate(parts) if parts else np.empty((0, self.horizon, 14, 3), np.float32)
+        self._apply_rules(values, out)
+        out.sort(axis=-1)  # quantile crossings cannot survive: p10 <= p50 <= p90
         return np.clip(out, LOW[:, None], HIGH[:, None])
+
+    def _apply_rules(self, values: np.ndarray, out: np.ndarray) -> None:
+        """Overwrite the deterministic metrics' forecasts (all quantiles) in place."""
+        if "uptime_days" in self.info["deterministic"]:
+            i = dc.METRIC_COLUMNS.index("uptime_days")
+            rule = deterministic.uptime_forecast(values[:, :, i], self.horizon, self._steps_per_day)
+            out[:, :, i, :] = rule[..., None]
 
     def _predict(
         self, values: np.ndarray, states: np.ndarray, codes: np.ndarray, last: np.ndarray

@@ -6,14 +6,28 @@ import logging
 from pathlib import Path
 
 import orjson
+import pandas as pd
 import torch
 
+import data_contract as dc
 from gpu_profiles import setup_gpu
 from inference.forecast import Forecaster, SeasonalNaiveForecaster, TFTForecaster
 from inference.settings import DaemonSettings
-from training.artifact import ArtifactError, load_artifact
+from training.artifact import ArtifactError, LoadedModel, load_artifact
+from training.dataset import ENCODER_LENGTH, HORIZON, STEP_SECONDS
+from training.model import QUANTILES
 
 logger = logging.getLogger(__name__)
+
+
+def _valid_zone(value: object) -> bool:
+    if value is None:
+        return True
+    try:
+        pd.Timestamp(0, tz=value)
+    except (TypeError, ValueError, KeyError):
+        return False
+    return True
 
 
 class ModelLoadError(RuntimeError):
@@ -29,6 +43,7 @@ def load_forecaster(
     try:
         device = setup_gpu().device if torch.cuda.is_available() else "cpu"
         loaded = load_artifact(path, device=str(device))
+        check_geometry(loaded)
     except (ArtifactError, OSError) as exc:
         if not (settings.baseline and allow_baseline):
             raise ModelLoadError(f"cannot load the TFT model {path}: {exc}") from exc
@@ -41,6 +56,32 @@ def load_forecaster(
         return SeasonalNaiveForecaster(reason=f"TFT not loaded: {exc}")
     logger.info("loaded TFT model %s on %s", loaded.name, device)
     return TFTForecaster(loaded, batch_size=settings.forecast_batch_size)
+
+
+def check_geometry(loaded: LoadedModel) -> None:
+    """Refuse a model whose time geometry the daemon cannot serve (ArtifactError naming
+    the config.json field): 5-minute steps, a 288-step encoder, a horizon of at least 96
+    steps, p10/p50/p90 and the contract's targets. The daemon's buffers hold exactly this
+    geometry; the model's own numbers are read from its config everywhere else."""
+    config = loaded.config
+    found = {name: config.get(name) for name in SERVED_GEOMETRY}
+    for name, (wanted, ok) in SERVED_GEOMETRY.items():
+        if not ok(found[name]):
+            raise ArtifactError(
+                f"{loaded.path / 'config.json'}: {name} is {found[name]!r}; this daemon "
+                f"serves {wanted}. Retrain with the default geometry or run a matching daemon."
+            )
+
+
+SERVED_GEOMETRY = {
+    "step_seconds": (f"{STEP_SECONDS}", lambda v: v == STEP_SECONDS),
+    "encoder_length": (f"{ENCODER_LENGTH}", lambda v: v == ENCODER_LENGTH),
+    "min_encoder_length": (f"{ENCODER_LENGTH}", lambda v: v == ENCODER_LENGTH),
+    "horizon": (f"at least {HORIZON}", lambda v: isinstance(v, int) and v >= HORIZON),
+    "quantiles": (f"{list(QUANTILES)}", lambda v: v == list(QUANTILES)),
+    "targets": ("the contract's 14 metrics", lambda v: v == list(dc.METRIC_COLUMNS)),
+    "time_zone": ("an IANA zone name or null", _valid_zone),
+}
 
 
 def reload_path(settings: DaemonSettings, body: bytes) -> Path:

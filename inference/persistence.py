@@ -6,7 +6,10 @@ the forecasts). It is written to a temporary file, flushed and renamed over the 
 so a crash leaves either the old or the new file. On start a file that cannot be read or
 does not fit this daemon is moved aside (``<name>.bad-<time>``) with an error in the log,
 and the daemon starts empty. Forecasts are restored only when the same model serves
-again; otherwise those servers are forecast afresh.
+again; otherwise those servers are forecast afresh. The live accuracy scores
+(inference/accuracy.py, arrays ``acc_*``) come back with the forecasts, under the same
+condition; a file without them, or with another accuracy FORMAT (written by an older
+daemon), restores everything else and tracking starts again.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 import numpy as np
 
 import data_contract as dc
+from inference import accuracy
 from inference.buffers import ARRAYS, FleetBuffers
 from inference.service import InferenceService
 
@@ -45,6 +49,7 @@ def _header(buffers: FleetBuffers, model: str) -> dict[str, Any]:
         "metrics": list(dc.METRIC_COLUMNS),
         "states": list(dc.VALID_STATES),
         "model": model,
+        "accuracy_format": accuracy.FORMAT,
         "saved_at": time.time(),
     }
 
@@ -66,7 +71,14 @@ def collect(service: InferenceService) -> dict[str, np.ndarray]:
             if forecasts
             else np.empty((0, horizon, len(dc.METRIC_COLUMNS), 3), np.float16)
         )
+        served = np.zeros((len(forecasts), len(dc.METRIC_COLUMNS)), np.int8)  # 0: the model
+        for i, forecast in enumerate(forecasts):
+            if forecast.served is not None:
+                served[i] = forecast.served
+        arrays["cache_served"] = served
         header = _header(b, service.forecaster.info["name"])
+        scores = service.accuracy.state(len(b))
+        arrays.update({f"acc_{name}": values for name, values in scores.items()})
     arrays["header"] = np.array(json.dumps(header))
     return arrays
 
@@ -117,6 +129,16 @@ def _check(header: dict[str, Any], arrays: dict[str, np.ndarray], buffers: Fleet
         found = arrays.get(f"buf_{name}")
         if found is None or found.shape != buffers.shape(name, n) or found.dtype != dtype:
             raise StateFileError(f"array {name} is missing or has the wrong shape or type")
+    served, cached = arrays.get("cache_served"), len(arrays.get("cache_rows", []))
+    if served is not None and (
+        served.shape != (cached, len(dc.METRIC_COLUMNS)) or served.dtype != np.int8
+    ):
+        raise StateFileError("array cache_served has the wrong shape or type")
+    if header.get("accuracy_format") == accuracy.FORMAT:
+        for name, *_ in accuracy.ARRAYS:
+            found = arrays.get(f"acc_{name}")
+            if found is None or (found.shape, found.dtype) != accuracy.expected_shape(name, n):
+                raise StateFileError(f"array acc_{name} is missing or has the wrong shape or type")
 
 
 def restore_state(service: InferenceService, directory: Path) -> bool:
@@ -141,7 +163,9 @@ def restore_state(service: InferenceService, directory: Path) -> bool:
                 arrays["cache_origin"],
                 arrays["cache_trajectory"],
                 arrays["cache_made_at"],
+                arrays.get("cache_served"),  # absent in files from before accuracy tracking
             )
+            _load_accuracy(service, header, arrays)
         else:
             service.buffers.mark_dirty()
     logger.info(
@@ -152,6 +176,16 @@ def restore_state(service: InferenceService, directory: Path) -> bool:
         "" if same_model else f"; forecasts of model {header['model']} dropped",
     )
     return True
+
+
+def _load_accuracy(
+    service: InferenceService, header: dict[str, Any], arrays: dict[str, np.ndarray]
+) -> None:
+    if header.get("accuracy_format") != accuracy.FORMAT:
+        logger.info("the state file holds no accuracy scores of this format; tracking restarts")
+        return
+    service.accuracy.reserve(len(service.buffers.arrays["head"]))
+    service.accuracy.load({name: arrays[f"acc_{name}"] for name, *_ in accuracy.ARRAYS})
 
 
 def _load_buffers(buffers: FleetBuffers, arrays: dict[str, np.ndarray]) -> None:

@@ -9,9 +9,12 @@ A server's entry in /predict:
                                   horizon h is the step starting h x 5 min later
     predictions_30m / _1h / _8h   p50 of every metric at steps 6 / 12 / 96
     quantiles {30m, 1h, 8h}       {p10, p50, p90} of every metric at those steps
+    served_by                     only where TFT_SERVE_BETTER_METHOD replaced metrics with a
+                                  baseline: {metric: "last_value" / "seasonal_naive"}
     risk_score, risk_level, risk_factors   see risk.py (computed with the forecast)
     forecast_made_at              when the forecast pass ran
     trajectory                    only with ?trajectory=true: every step's p10/p50/p90
+    accuracy                      only with ?accuracy=true: see accuracy_fields
 Everything after forecast_origin is computed once per forecast and cached as JSON bytes.
 """
 
@@ -29,6 +32,7 @@ from risk import Assessment
 
 HORIZONS = {"30m": 6, "1h": 12, "8h": 96}
 QUANTILES = ("p10", "p50", "p90")
+ACCURACY_METHODS = ("tft", "last_value", "seasonal_naive")  # see inference/accuracy.py
 DECIMALS = 3
 
 
@@ -51,9 +55,14 @@ def horizon_values(trajectory: np.ndarray) -> list:
 
 
 def forecast_fields(
-    origin_step: int, step_seconds: int, horizons: list, assessment: Assessment
+    origin_step: int,
+    step_seconds: int,
+    horizons: list,
+    assessment: Assessment,
+    served: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """The cached part of a server's entry; horizons is one server's horizon_values()."""
+    """The cached part of a server's entry; horizons is one server's horizon_values(),
+    served (14,) the ACCURACY_METHODS index that produced each metric (None: the model)."""
     fields: dict[str, Any] = {
         "forecast_status": "ok",
         "forecast_origin": iso(origin_step * step_seconds),
@@ -68,6 +77,12 @@ def forecast_fields(
         label: dict(zip(QUANTILES, by_quantile, strict=True))
         for label, by_quantile in named.items()
     }
+    if served is not None and served.any():
+        fields["served_by"] = {
+            metric: ACCURACY_METHODS[code]
+            for metric, code in zip(dc.METRIC_COLUMNS, served.tolist(), strict=True)
+            if code
+        }
     fields["risk_score"] = assessment.score
     fields["risk_level"] = assessment.level
     fields["risk_factors"] = assessment.factors
@@ -115,12 +130,46 @@ def live_fields(
     ]
 
 
+def accuracy_fields(mae: np.ndarray, mase: np.ndarray, scored: np.ndarray) -> list[bytes]:
+    """',"accuracy":{...}' of n servers from AccuracyTracker.report(): MAE and MASE
+    (n, horizon, method, metric), NaN (null) where undefined, and scored counts (n, 3):
+
+    {"scored": {"30m": 96, "1h": 95, "8h": 80},
+     "30m": {"mae": {"tft": {metric: ...}, "last_value": {...}, "seasonal_naive": {...}},
+             "mase": {...the same...}, "tft_better_than_last_value": {metric: bool}},
+     "1h": ..., "8h": ... (null until that horizon has scored a forecast)}"""
+    methods = ACCURACY_METHODS
+    better = (mae[:, :, 0] < mae[:, :, 1]).tolist()
+    mae_lists = np.round(mae, DECIMALS).tolist()
+    mase_lists = np.round(mase, DECIMALS).tolist()
+    out = []
+    for i, counts in enumerate(scored.tolist()):
+        block: dict[str, Any] = {"scored": dict(zip(HORIZONS, counts, strict=True))}
+        for k, label in enumerate(HORIZONS):
+            block[label] = (
+                {
+                    "mae": {m: _metrics_list(mae_lists[i][k][j]) for j, m in enumerate(methods)},
+                    "mase": {m: _metrics_list(mase_lists[i][k][j]) for j, m in enumerate(methods)},
+                    "tft_better_than_last_value": _metrics_list(better[i][k]),
+                }
+                if counts[k]
+                else None
+            )
+        out.append(b',"accuracy":' + orjson.dumps(block))
+    return out
+
+
+def _metrics_list(values: list) -> dict[str, Any]:
+    return dict(zip(dc.METRIC_COLUMNS, values, strict=True))
+
+
 def server_entry(live: dict[str, Any], cached: bytes | None, extra: bytes = b"") -> bytes:
-    """One server's JSON object: the live fields, then the cached forecast fields."""
+    """One server's JSON object: the live fields, then the cached forecast fields, then
+    extra (',"key":value' pairs)."""
     if cached is None:
         status = "pending" if live["warmup"]["ready"] else "warming_up"
         live = {**live, "forecast_status": status, "risk_score": None, "risk_level": None}
-        return orjson.dumps(live)
+        return orjson.dumps(live)[:-1] + extra + b"}"
     return orjson.dumps(live)[:-1] + b"," + cached[1:-1] + extra + b"}"
 
 

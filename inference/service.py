@@ -3,7 +3,8 @@
 One lock guards the buffers and the cache. /feed applies a batch under it (milliseconds);
 the background thread (ForecastWorker) takes the windows of ready servers whose closed
 steps changed, releases the lock while the model runs, and stores the results under it.
-/predict only reads the cache, so a request never waits for the model.
+/predict only reads the cache, so a request never waits for the model. Each pass also
+scores the served TFT's earlier forecasts whose truth has arrived (inference/accuracy.py).
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import numpy as np
 import orjson
 
 import risk
-from inference.buffers import FleetBuffers, window_values
+from inference.accuracy import AccuracyTracker, substitute
+from inference.buffers import FleetBuffers, Snapshot, window_values
 from inference.forecast import Forecaster
 from inference.ingest import parse_feed
 from inference.predictions import (
+    accuracy_fields,
     forecast_fields,
     horizon_values,
     iso,
@@ -49,6 +52,7 @@ class Forecast:
     made_at: float
     fields: bytes
     trajectory_json: bytes | None = None
+    served: np.ndarray | None = None  # (14,) who made each metric: 0 the model, see accuracy
 
 
 @dataclass
@@ -79,6 +83,8 @@ class InferenceService:
     cache: dict[int, Forecast] = field(default_factory=dict)
     chunk_size: int = 1024  # servers per model call group in a pass
     stats: PassStats = field(default_factory=PassStats)
+    accuracy: AccuracyTracker = field(default_factory=AccuracyTracker)
+    serve_better: bool = False  # per metric, serve a baseline that beat the TFT (a day)
     started_at: float = field(default_factory=time.time)
     lock: threading.RLock = field(default_factory=threading.RLock)
     wake: threading.Event = field(default_factory=threading.Event)
@@ -141,9 +147,41 @@ class InferenceService:
             snapshot = self.buffers.snapshot(rows)
         values, states = window_values(snapshot)
         trajectory = forecaster.forecast(values, states, snapshot.servers, snapshot.last_step)
+        self.track_accuracy(rows, snapshot, values, trajectory, forecaster)
+        served = self._better_methods(rows, forecaster)
+        if served is not None:
+            trajectory = substitute(trajectory, values, served)
         cores = np.array([self._cores(s) for s in snapshot.servers])
         assessments = risk.assess(values[:, -1], trajectory, cores)
-        self._store(rows, snapshot.last_step, trajectory, assessments, forecaster)
+        self._store(rows, snapshot.last_step, trajectory, assessments, forecaster, served=served)
+
+    def _better_methods(self, rows: np.ndarray, forecaster: Forecaster) -> np.ndarray | None:
+        """With serve_better, which method to serve per row and metric (None: the model's)."""
+        with self.lock:
+            if not (self.serve_better and forecaster is self.forecaster):
+                return None
+            served = self.accuracy.better_methods(rows) if self.tracks_accuracy() else None
+        return served if served is not None and served.any() else None
+
+    def track_accuracy(
+        self,
+        rows: np.ndarray,
+        snapshot: Snapshot,
+        values: np.ndarray,
+        trajectory: np.ndarray,
+        forecaster: Forecaster,
+    ) -> None:
+        """Score the earlier forecasts of rows whose truth has arrived and remember the new
+        ones (inference/accuracy.py), if forecaster is the TFT still being served."""
+        with self.lock:
+            if forecaster is self.forecaster and self.tracks_accuracy():
+                self.accuracy.reserve(len(self.buffers.arrays["head"]))
+                observed = snapshot.count > 0
+                self.accuracy.update(rows, snapshot.last_step, values, observed, trajectory)
+
+    def tracks_accuracy(self) -> bool:
+        """Accuracy is tracked for the TFT only (the labelled baseline would score itself)."""
+        return self.forecaster.info["kind"] == "tft"
 
     def _store(
         self,
@@ -153,30 +191,43 @@ class InferenceService:
         assessments: list[risk.Assessment],
         forecaster: Forecaster,
         made_at: np.ndarray | None = None,
+        served: np.ndarray | None = None,
     ) -> None:
         now, step = time.time(), self.buffers.step_seconds
         made = np.full(len(rows), now) if made_at is None else made_at
         entries, horizons = {}, horizon_values(trajectory)
         compact = np.clip(trajectory, 0, np.finfo(np.float16).max).astype(np.float16)
         for i, row in enumerate(rows.tolist()):
-            fields = forecast_fields(int(origins[i]), step, horizons[i], assessments[i])
+            by = None if served is None else served[i]
+            fields = forecast_fields(int(origins[i]), step, horizons[i], assessments[i], by)
             fields["forecast_made_at"] = iso(made[i])
             entries[row] = Forecast(
-                int(origins[i]), compact[i], assessments[i], float(made[i]), orjson.dumps(fields)
+                int(origins[i]),
+                compact[i],
+                assessments[i],
+                float(made[i]),
+                orjson.dumps(fields),
+                served=by,
             )
         with self.lock:
             if forecaster is self.forecaster:  # else swapped while running: discard
                 self.cache.update(entries)
 
     def restore_forecasts(
-        self, rows: np.ndarray, origins: np.ndarray, trajectory: np.ndarray, made_at: np.ndarray
+        self,
+        rows: np.ndarray,
+        origins: np.ndarray,
+        trajectory: np.ndarray,
+        made_at: np.ndarray,
+        served: np.ndarray | None = None,
     ) -> None:
         """Cache saved forecasts again (their risk is recomputed from the buffers)."""
         with self.lock:
             values, _ = window_values(self.buffers.snapshot(rows))
             cores = np.array([self._cores(self.buffers.names[r]) for r in rows.tolist()])
             assessments = risk.assess(values[:, -1], trajectory, cores)
-            self._store(rows, origins, trajectory, assessments, self.forecaster, made_at)
+            forecaster = self.forecaster
+            self._store(rows, origins, trajectory, assessments, forecaster, made_at, served)
 
     def _cores(self, server: str) -> float:
         return self.cores.get(server, self.default_cores)
@@ -186,17 +237,20 @@ class InferenceService:
         with self.lock:
             self.forecaster = forecaster
             self.cache.clear()
+            self.accuracy.reset()
             self.buffers.mark_dirty()
         self.wake.set()
 
     # --- reading ----------------------------------------------------------------------
 
-    def predict(self, servers: list[str] | None = None, trajectory: bool = False) -> bytes:
+    def predict(
+        self, servers: list[str] | None = None, trajectory: bool = False, accuracy: bool = False
+    ) -> bytes:
         """The /predict body (all servers, or those named that exist)."""
-        return b"".join(self.predict_parts(servers, trajectory))
+        return b"".join(self.predict_parts(servers, trajectory, accuracy))
 
     def predict_parts(
-        self, servers: list[str] | None = None, trajectory: bool = False
+        self, servers: list[str] | None = None, trajectory: bool = False, accuracy: bool = False
     ) -> Iterator[bytes]:
         """The /predict body in parts (entries taken under the lock, joined lazily)."""
         with self.lock:
@@ -212,26 +266,34 @@ class InferenceService:
                 b.warmup_progress()[rows],
                 b.ready()[rows],
             )
+            scores = self._accuracy_blocks(rows) if accuracy else None
             entries = {
-                b.names[row]: self._entry(row, fields, trajectory)
-                for row, fields in zip(rows.tolist(), live, strict=True)
+                b.names[row]: self._entry(row, fields, trajectory, scores[i] if scores else b"")
+                for i, (row, fields) in enumerate(zip(rows.tolist(), live, strict=True))
             }
             meta = self._meta()
             if servers:
                 meta["not_found"] = [s for s in servers if s not in b.index]
         return predict_body(entries, meta)
 
-    def _entry(self, row: int, live: dict[str, Any], trajectory: bool) -> bytes:
+    def _accuracy_blocks(self, rows: np.ndarray, per_part: int = 500) -> list[bytes]:
+        """?accuracy=true blocks of rows, in parts (bounded temporaries at 10,000 servers)."""
+        blocks: list[bytes] = []
+        for start in range(0, len(rows), per_part):
+            blocks += accuracy_fields(*self.accuracy.report(rows[start : start + per_part]))
+        return blocks
+
+    def _entry(self, row: int, live: dict[str, Any], trajectory: bool, scores: bytes) -> bytes:
         cached = self.cache.get(row)
         if cached is None:
-            return server_entry(live, None)
+            return server_entry(live, None, scores)
         extra = b""
         if trajectory:
             if cached.trajectory_json is None:
                 step = self.buffers.step_seconds
                 cached.trajectory_json = trajectory_fields(cached.origin, step, cached.trajectory)
             extra = cached.trajectory_json
-        return server_entry(live, cached.fields, extra)
+        return server_entry(live, cached.fields, extra + scores)
 
     def _meta(self) -> dict[str, Any]:
         return {
@@ -261,6 +323,7 @@ class InferenceService:
             fleet = self.fleet_summary()
             fleet["ticks_held"] = int(self.buffers.view("count").sum())
             info, stats = self.forecaster.info, self.stats.as_dict()
+            accuracy = self.accuracy.summary(len(self.buffers), self.tracks_accuracy())
         degraded = info["kind"] != "tft" or stats["error"] is not None
         return {
             "status": "degraded" if degraded else "ok",
@@ -268,5 +331,6 @@ class InferenceService:
             "model": {"kind": info["kind"], "name": info["name"]},
             **fleet,
             "last_pass": stats,
+            "accuracy": accuracy,
             "uptime_s": round(time.time() - self.started_at, 1),
         }

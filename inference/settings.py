@@ -32,6 +32,7 @@ class DaemonSettings(BaseSettings):
     retry_s: float = Field(10.0, gt=0)  # wait after a failed forecast pass
     server_cores_file: Path | None = None  # JSON {"server": cores} for load per core
     default_cores: float | None = Field(None, gt=0)  # cores of servers not in that file
+    serve_better_method: bool = False  # per metric, serve a baseline that beat the TFT
     log_level: str = "INFO"
 
     def key(self) -> str | None:

@@ -8,22 +8,21 @@ import numpy as np
 import pandas as pd
 
 import data_contract as dc
-from inference.buffers import AGGREGATION
 from simfeed.timing import STEP, STEP_SECONDS
 
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-# The daemon's rule (inference.buffers.AGGREGATION), so a backfilled step equals the step
+# The daemon's rule (data_contract.AGGREGATION), so a backfilled step equals the step
 # the daemon would build from the same ticks streamed.
-GAUGES: tuple[str, ...] = tuple(c for c, rule in AGGREGATION.items() if rule == "mean")
-COUNTERS: tuple[str, ...] = tuple(c for c, rule in AGGREGATION.items() if rule == "max")
-LAST: tuple[str, ...] = ("state", *(c for c, rule in AGGREGATION.items() if rule == "last"))
+GAUGES: tuple[str, ...] = dc.MEAN_COLUMNS
+COUNTERS: tuple[str, ...] = dc.MAX_COLUMNS
+LAST: tuple[str, ...] = ("state", *dc.LAST_COLUMNS)
 DECIMALS = 4  # floats are sent rounded: smaller bodies, no false precision
 
 
 def aggregate_steps(frame: pd.DataFrame, tick: int) -> pd.DataFrame:
     """One row per server and 5-minute step, timestamped at the step's start.
 
-    What the daemon builds from the streamed ticks (inference.buffers.AGGREGATION): gauges
+    What the daemon builds from the streamed ticks (data_contract.AGGREGATION): gauges
     are the mean of the step's ticks, close-wait counts their max, state and uptime_days
     the last tick's.
     Rows come by timestamp, then server. At a 300 s tick the frame is only reordered.

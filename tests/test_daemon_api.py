@@ -226,3 +226,112 @@ async def test_the_key_is_never_logged(caplog: pytest.LogCaptureFixture) -> None
         await client.post("/feed", content=steps_body(["a"], 2), headers=AUTH)
         await client.post("/feed", content=b"[]", headers={"X-API-Key": KEY + "x"})
     assert KEY not in caplog.text
+
+
+# --- live accuracy -------------------------------------------------------------------
+
+
+class LastValuePlusOne(SeasonalNaiveForecaster):
+    """A stand-in labelled as a TFT (accuracy is tracked for the TFT only): every step
+    forecasts the last value plus one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.info = {**self.info, "kind": "tft", "name": "last_value_plus_one"}
+
+    def forecast(self, values: np.ndarray, *args: Any) -> np.ndarray:
+        point = np.repeat(values[:, -1:] + 1.0, self.horizon, axis=1)
+        return np.repeat(point[..., None], 3, axis=-1)
+
+
+def ramp_body(server: str, first: int, last: int) -> bytes:
+    """Steps first..last-1 of a server whose memory rises 0.05 points per step."""
+    records = [
+        make_record(server, T0 + 300 * k, mem_used_pct=20.0 + 0.05 * k) for k in range(first, last)
+    ]
+    return orjson.dumps(records)
+
+
+async def test_predict_and_health_report_live_accuracy() -> None:
+    app = app_with(LastValuePlusOne())
+    origins = []
+    async with running(app) as client:
+        await client.post("/feed", content=ramp_body("a", 0, 289), headers=AUTH)
+        for k in range(289, 310):  # one step closes per pass, as in the daemon
+            app.state.service.run_pass()
+            origins.append(int(app.state.service.cache[0].origin))
+            await client.post("/feed", content=ramp_body("a", k, k + 1), headers=AUTH)
+        plain = (await client.get("/predict", headers=AUTH)).json()["predictions"]["a"]
+        body = (await client.get("/predict", params={"accuracy": "true"}, headers=AUTH)).json()
+        health = (await client.get("/health")).json()
+    assert "accuracy" not in plain
+    accuracy = body["predictions"]["a"]["accuracy"]
+    scored = [sum(1 for o in origins if o % 3 == 0 and o + h <= origins[-1]) for h in (6, 12)]
+    assert accuracy["scored"] == {"30m": scored[0], "1h": scored[1], "8h": 0} and scored[1] > 0
+    assert accuracy["8h"] is None
+    short = accuracy["30m"]
+    mae, mase = short["mae"], short["mase"]
+    assert mae["tft"]["mem_used_pct"] == pytest.approx(0.7, abs=0.02)  # 1 - 6 x 0.05
+    assert mae["last_value"]["mem_used_pct"] == pytest.approx(0.3, abs=0.02)
+    assert mae["seasonal_naive"]["mem_used_pct"] == pytest.approx(14.4, abs=0.02)
+    assert mase["tft"]["mem_used_pct"] == pytest.approx(0.7 / 14.4, abs=0.002)
+    assert mase["seasonal_naive"]["mem_used_pct"] == pytest.approx(1.0)
+    assert mase["tft"]["cpu_user_pct"] is None  # a flat metric: no seasonal scale
+    assert short["tft_better_than_last_value"]["mem_used_pct"] is False
+    summary = health["accuracy"]
+    assert summary["tracked"] is True and summary["window_h"] == 24
+    assert summary["horizons"]["30m"]["scored"] == scored[0]
+    assert summary["horizons"]["30m"]["mean_mase"]["last_value"] == pytest.approx(
+        0.3 / 14.4, abs=0.002
+    )
+    assert summary["horizons"]["8h"]["mean_mase"]["tft"] is None
+
+
+async def test_the_baseline_is_not_scored_and_a_reload_starts_afresh() -> None:
+    app = app_with()
+    async with running(app) as client:
+        await client.post("/feed", content=ramp_body("a", 0, 289), headers=AUTH)
+        for k in range(289, 300):
+            app.state.service.run_pass()
+            await client.post("/feed", content=ramp_body("a", k, k + 1), headers=AUTH)
+        health = (await client.get("/health")).json()
+        entry = (await client.get("/predict?accuracy=true", headers=AUTH)).json()["predictions"]
+    assert health["accuracy"]["tracked"] is False
+    assert health["accuracy"]["horizons"]["30m"]["scored"] == 0
+    assert entry["a"]["accuracy"] == {
+        "scored": {"30m": 0, "1h": 0, "8h": 0},
+        **dict.fromkeys(("30m", "1h", "8h")),
+    }
+    service = app.state.service
+    service.swap_forecaster(LastValuePlusOne())
+    for k in range(300, 310):
+        service.run_pass()
+        service.feed(ramp_body("a", k, k + 1))
+    assert service.accuracy.report(np.array([0]))[2][0, 0] > 0
+    service.swap_forecaster(LastValuePlusOne())
+    assert service.accuracy.report(np.array([0]))[2].sum() == 0
+
+
+async def test_a_baseline_that_beat_the_tft_for_a_day_is_served_when_asked() -> None:
+    app = app_with(LastValuePlusOne(), serve_better_method=True)
+    async with running(app) as client:
+        service = app.state.service
+        service.feed(ramp_body("a", 0, 289))
+        for k in range(289, 680):  # a day of 8-hour forecasts scored
+            service.run_pass()
+            service.feed(ramp_body("a", k, k + 1))
+        service.run_pass()
+        params = {"accuracy": "true"}
+        entry = (await client.get("/predict", params=params, headers=AUTH)).json()["predictions"]
+        service.serve_better = False
+        service.buffers.mark_dirty()
+        service.run_pass()
+        plain = (await client.get("/predict", headers=AUTH)).json()["predictions"]["a"]
+    a = entry["a"]
+    flat = [m for m in dc.METRIC_COLUMNS if m != "mem_used_pct"]
+    assert a["served_by"] == dict.fromkeys(flat, "last_value")  # the ramp stays the TFT's
+    assert a["predictions_8h"]["cpu_user_pct"] == a["current"]["cpu_user_pct"]
+    last_closed = a["current"]["mem_used_pct"] - 0.05  # current is the open step's tick
+    assert a["predictions_30m"]["mem_used_pct"] == pytest.approx(last_closed + 1)
+    assert a["accuracy"]["30m"]["mae"]["tft"]["cpu_user_pct"] == 1.0  # the TFT is still scored
+    assert "served_by" not in plain and plain["predictions_8h"]["cpu_user_pct"] == 11.0

@@ -276,3 +276,32 @@ def test_mapping_collision_keeps_first_and_warns(caplog: pytest.LogCaptureFixtur
     assert mapping["id_to_name"] == {"944517": "host433"}
     assert len(mapping["name_to_id"]) == 2
     assert "server id collision" in caplog.text
+
+
+# --- aggregation rule ----------------------------------------------------------------
+
+
+def test_aggregation_rule_covers_every_metric_once() -> None:
+    assert set(dc.AGGREGATION) == set(dc.METRIC_COLUMNS)
+    assert dc.MAX_COLUMNS == ("back_close_wait", "front_close_wait")
+    assert dc.LAST_COLUMNS == ("uptime_days",)
+    every = sorted([*dc.MEAN_INDEX, *dc.MAX_INDEX, *dc.LAST_INDEX])
+    assert every == list(range(len(dc.METRIC_COLUMNS)))
+
+
+def test_aggregate_ticks_means_gauges_maxes_counters_keeps_last_uptime() -> None:
+    col = {c: i for i, c in enumerate(dc.METRIC_COLUMNS)}
+    ticks = np.zeros((3, len(dc.METRIC_COLUMNS)))
+    ticks[:, col["cpu_user_pct"]] = [10.0, 20.0, 60.0]
+    ticks[:, col["back_close_wait"]] = [3, 9, 1]
+    ticks[:, col["uptime_days"]] = [4, 4, 0]  # a restart within the step
+    step = dc.aggregate_ticks(ticks)
+    assert step.shape == (len(dc.METRIC_COLUMNS),)
+    assert step[col["cpu_user_pct"]] == 30.0
+    assert step[col["back_close_wait"]] == 9 and step[col["uptime_days"]] == 0
+    many = dc.aggregate_ticks(np.stack([ticks, ticks[::-1]]))  # (steps, ticks, metrics)
+    assert many.shape == (2, len(dc.METRIC_COLUMNS))
+    np.testing.assert_array_equal(many[0], step)
+    assert many[1, col["uptime_days"]] == 4 and many[1, col["back_close_wait"]] == 9
+    with pytest.raises(ValueError):
+        dc.aggregate_ticks(np.zeros((0, len(dc.METRIC_COLUMNS))))

@@ -1,4 +1,5 @@
-"""Tests of the fleet generator: contract, realism, incidents, incremental API and CLI."""
+"""Tests of the fleet generator: contract, realism, incidents, incremental API and CLI; rows
+with the daemon's step statistics; the realistic mix's cloud VM behaviours."""
 
 from __future__ import annotations
 
@@ -11,7 +12,12 @@ import pandas as pd
 import pytest
 
 import data_contract as dc
+import fleet_behaviours as fb
+import fleet_model as fm
+import fleet_ticks as ft
 import metrics_generator as mg
+from inference.buffers import FleetBuffers, window_values
+from inference.ingest import STATE_CODES, Batch
 
 STEP = pd.Timedelta(seconds=300)
 NAME_PATTERNS = {
@@ -22,7 +28,11 @@ NAME_PATTERNS = {
     "etl_ingest": r"ppetl\d{3}",
     "risk_analytics": r"pprisk\d{3}",
     "generic": r"ppgen\d{3}",
+    "idle_vm": r"ppidle\d{3}",
+    "batch_vm": r"ppbatch\d{3}",
+    "cron_vm": r"ppcron\d{3}",
 }
+COL = {c: i for i, c in enumerate(dc.METRIC_COLUMNS)}
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +78,12 @@ def test_same_seed_same_fleet_other_seed_differs() -> None:
 @pytest.mark.parametrize("n_servers", [1, 7, 20, 100])
 def test_server_names_follow_the_profile_patterns(n_servers: int) -> None:
     servers = mg.FleetSimulator(n_servers=n_servers).servers
+    assert mg.FleetSimulator(n_servers=n_servers, mix="classic").servers == servers
     assert len(servers) == n_servers
     for name, profile in servers.items():
         assert re.fullmatch(NAME_PATTERNS[profile], name), (name, profile)
     if n_servers >= 7:
-        assert set(servers.values()) == set(NAME_PATTERNS)
+        assert set(servers.values()) == {p.name for p in fm.PROFILES}
     if n_servers == 100:
         counts = pd.Series(servers).value_counts().to_dict()
         assert counts == {
@@ -117,8 +128,7 @@ def test_daily_and_weekly_cycles(fleet: mg.Fleet) -> None:
     assert spike_weekday > spike_weekend + 0.15  # the morning spike is a weekday one
 
 
-def test_metric_driven_states_match_determine_state(fleet: mg.Fleet) -> None:
-    f = fleet.frame
+def _driven_states_agree(f: pd.DataFrame) -> float:
     driven = f[f["state"].isin(["healthy", "heavy_load", "idle", "morning_spike"])]
     feats = dc.time_features(driven["timestamp"])
     expected = dc.determine_state(
@@ -127,7 +137,14 @@ def test_metric_driven_states_match_determine_state(fleet: mg.Fleet) -> None:
         feats["hour"],
         feats["is_business_hours"],
     )
-    assert (driven["state"].to_numpy() == expected).all()
+    return float((driven["state"].to_numpy() == expected).mean())
+
+
+def test_metric_driven_states_match_determine_state(fleet: mg.Fleet) -> None:
+    raw = mg.generate_fleet(n_servers=20, days=3, seed=11, tick_seconds=None).frame
+    assert _driven_states_agree(raw) == 1.0
+    f = fleet.frame  # aggregated rows: the state is the step's last tick's, as in the daemon
+    assert _driven_states_agree(f) > 0.995
     assert {"healthy", "morning_spike", "heavy_load", "critical_issue", "recovery"} <= set(
         f["state"]
     )
@@ -233,13 +250,20 @@ def test_cli_writes_three_files(tmp_path: Path) -> None:
     assert mg.main(argv) == 0
     frame = pd.read_parquet(out / "server_metrics.parquet")
     assert dc.validate_schema(frame) == (True, [])
-    expected = mg.generate_fleet(n_servers=7, days=1, seed=4)
+    expected = mg.generate_fleet(n_servers=7, days=1, seed=4, mix="realistic")
     pd.testing.assert_frame_equal(frame, expected.frame, check_dtype=False)
     mapping = json.loads((out / "server_mapping.json").read_text())
     assert mapping == dc.create_server_mapping(frame["server_name"].unique())
     meta = json.loads((out / "metrics_metadata.json").read_text())
     assert meta == json.loads(json.dumps(expected.metadata()))
     assert meta["start"] == "2025-01-06T00:00:00+00:00" and meta["rows"] == len(frame)
+    assert meta["mix"] == "realistic" and meta["tick_seconds"] == 5
+    assert meta["aggregation"] == dc.AGGREGATION
+    raw = tmp_path / "raw"
+    assert mg.main([*argv[:-1], str(raw), "--mix", "classic", "--tick", "0"]) == 0
+    expected = mg.generate_fleet(n_servers=7, days=1, seed=4, tick_seconds=None)
+    frame = pd.read_parquet(raw / "server_metrics.parquet")
+    pd.testing.assert_frame_equal(frame, expected.frame, check_dtype=False)
 
 
 def test_invalid_frame_is_not_written(tmp_path: Path) -> None:
@@ -248,3 +272,214 @@ def test_invalid_frame_is_not_written(tmp_path: Path) -> None:
     with pytest.raises(dc.ContractError, match="cpu_idle_pct"):
         mg.write_fleet(fleet, tmp_path)
     assert not (tmp_path / "server_metrics.parquet").exists()
+
+
+# --- rows with the daemon's step statistics -------------------------------------------
+
+DAY = 288
+# Tolerances of the day's statistics, relative (with an absolute floor for near-zero
+# metrics). The two sides are different realisations of the same fleet (the slow noise is
+# drawn anew), which accounts for up to about 4 % on the means and 5 % on the stds.
+MEAN_TOL, STD_TOL, ROUGH_TOL, FLOOR = 0.06, 0.08, 0.08, 0.02
+
+
+def _quiet(sim: mg.FleetSimulator) -> mg.FleetSimulator:
+    """No incidents or maintenance: both sides see the same conditions, only noise differs."""
+    sim.params.rates[:] = 0.0
+    return sim
+
+
+def _daemon_steps(n: int, seed: int) -> np.ndarray:
+    """(n, DAY, 14): what FleetBuffers builds from a day of the simulator's 5-second ticks."""
+    ticks = _quiet(mg.FleetSimulator(n, seed, 5, mix="realistic")).advance(DAY * 60 + 1)
+    seconds = ticks["timestamp"].astype("int64").to_numpy() // 10**9
+    states = ticks["state"].map(STATE_CODES).to_numpy(np.int8)
+    values = ticks[list(dc.METRIC_COLUMNS)].to_numpy(np.float64)
+    buffers = FleetBuffers(encoder_length=DAY)
+    buffers.apply(Batch(list(ticks["server_name"]), seconds, states, values))
+    assert buffers.ready().all()
+    steps, _ = window_values(buffers.snapshot(np.arange(n)))
+    return steps.astype(np.float64)
+
+
+def _training_rows(n: int, seed: int, tick: int | None) -> np.ndarray:
+    sim = _quiet(mg.FleetSimulator(n, seed, 300, mix="realistic", tick_seconds=tick))
+    frame = sim.advance(DAY)  # by server, then timestamp
+    return frame[list(dc.METRIC_COLUMNS)].to_numpy(np.float64).reshape(n, DAY, -1)
+
+
+def _day_stats(steps: np.ndarray) -> dict[str, np.ndarray]:
+    """Per metric over (server, step): mean, std, and roughness (std of step changes)."""
+    return {
+        "mean": steps.mean(axis=(0, 1)),
+        "std": steps.std(axis=(0, 1)),
+        "rough": np.diff(steps, axis=1).std(axis=1).mean(axis=0),
+    }
+
+
+def _misses(got: dict, want: dict) -> list[str]:
+    out = []
+    for stat, tol in (("mean", MEAN_TOL), ("std", STD_TOL), ("rough", ROUGH_TOL)):
+        for metric, i in COL.items():
+            g, w = got[stat][i], want[stat][i]
+            if abs(g - w) > tol * abs(w) + FLOOR * (stat != "mean" or abs(w) < 1):
+                out.append(f"{metric} {stat}: rows {g:.4g}, daemon {w:.4g}")
+    return out
+
+
+def test_training_rows_have_the_daemons_step_statistics() -> None:
+    """Same fleet and day: rows of generate_fleet's default (5 s ticks aggregated into 300 s
+    steps) against FleetBuffers' steps of the 5 s ticks streamed; one sample per step (the
+    old rows) misses the close-wait peaks (about half) and is far too rough."""
+    daemon = _day_stats(_daemon_steps(40, 3))
+    assert _misses(_day_stats(_training_rows(40, 3, 5)), daemon) == []
+    raw = _day_stats(_training_rows(40, 3, None))
+    missed = _misses(raw, daemon)
+    for metric in ("back_close_wait", "front_close_wait"):
+        assert f"{metric} mean" in " ".join(missed)
+        assert raw["mean"][COL[metric]] < 0.6 * daemon["mean"][COL[metric]]
+    assert sum("rough" in m for m in missed) >= 8
+
+
+@pytest.mark.parametrize(("tick", "subticks", "expected"), [(5, 4, (60, 4)), (60, 4, (5, 1))])
+def test_subticks_divide_the_ticks_of_a_step(tick: int, subticks: int, expected: tuple) -> None:
+    assert ft.subticks(300, tick, subticks) == expected
+    assert ft.subticks(300, None, 4) == ft.subticks(300, 300, 4) == (1, 1)
+    with pytest.raises(ValueError):
+        mg.FleetSimulator(3, tick_seconds=7)
+    with pytest.raises(ValueError):
+        mg.FleetSimulator(3, mix="nope")
+
+
+def test_aggregated_realistic_advance_does_not_depend_on_chunking() -> None:
+    def sim() -> mg.FleetSimulator:
+        return mg.FleetSimulator(n_servers=12, seed=3, mix="realistic", tick_seconds=5)
+
+    first = sim()
+    parts = [first.advance(k) for k in (100, 250, 350)]
+    joined = pd.concat(parts).sort_values(["server_name", "timestamp"], kind="stable")
+    whole = sim().advance(700)
+    pd.testing.assert_frame_equal(joined.reset_index(drop=True), whole)
+
+
+# --- the realistic mix's behaviours ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cloud() -> tuple[mg.FleetSimulator, pd.DataFrame]:
+    sim = mg.FleetSimulator(60, seed=21, mix="realistic", tick_seconds=5)
+    return sim, sim.advance(7 * DAY)
+
+
+def _by_profile(sim: mg.FleetSimulator, profile: str) -> list[str]:
+    return [s for s, p in sim.servers.items() if p == profile]
+
+
+def _busy(frame: pd.DataFrame, server: str) -> pd.Series:
+    return 100 - _server(frame, server)["cpu_idle_pct"]
+
+
+def test_realistic_mix_is_half_cloud_vms_with_recognisable_names() -> None:
+    servers = mg.FleetSimulator(200, mix="realistic").servers
+    counts = pd.Series(servers).value_counts()
+    assert counts[["idle_vm", "batch_vm", "cron_vm"]].sum() == 100
+    assert counts["idle_vm"] == 50 and counts["database"] == 15
+    for name, profile in servers.items():
+        assert re.fullmatch(NAME_PATTERNS[profile], name), (name, profile)
+    assert {"ppidle001", "ppbatch001", "ppcron001", "ppdb001", "ppml0001"} <= set(servers)
+    small = mg.FleetSimulator(10, mix="realistic").servers
+    assert set(small.values()) == set(NAME_PATTERNS)  # every profile from 10 servers
+
+
+def test_idle_vms_are_near_idle_with_rare_short_bursts(cloud: tuple) -> None:
+    sim, frame = cloud
+    for server in _by_profile(sim, "idle_vm"):
+        busy = _busy(frame, server)
+        assert busy.median() < 5, server
+        assert (busy < 5).mean() > 0.9, server
+    bursts = pd.concat([_busy(frame, s) for s in _by_profile(sim, "idle_vm")])
+    assert 0 < (bursts > 15).mean() < 0.05  # bursts happen, rarely
+
+
+def test_batch_vms_switch_between_saturated_jobs_and_idle(cloud: tuple) -> None:
+    sim, frame = cloud
+    for server in _by_profile(sim, "batch_vm"):
+        busy = _busy(frame, server)
+        job, idle = busy > 90, busy < 4
+        assert (job | idle).mean() > 0.95, server  # two regimes, rarely in between
+        runs = (job != job.shift()).cumsum()[job]
+        if job.any() and idle.any():
+            lengths = runs.value_counts()
+            assert lengths.max() >= 12, server  # jobs last hours
+    everything = pd.concat([_busy(frame, s) for s in _by_profile(sim, "batch_vm")])
+    assert (everything > 90).mean() > 0.2 and (everything < 4).mean() > 0.2
+
+
+def test_cron_spike_runs_daily_at_its_time(cloud: tuple) -> None:
+    sim, frame = cloud
+    traits = sim.behaviours.traits
+    for server in _by_profile(sim, "cron_vm"):
+        i = list(sim.servers).index(server)
+        busy = _busy(frame, server)
+        minute = busy.index.hour * 60 + busy.index.minute
+        start, length = traits.cron_at[i] // 60, traits.cron_len[i] // 60
+        running = (minute - start) % 1440 < length
+        assert running.sum() == 7 * length // 5  # every day, same steps
+        assert busy[running].min() > busy[~running].quantile(0.99) + 20, server
+
+
+def test_memory_is_flat_with_steps_at_deploys_and_restarts(cloud: tuple) -> None:
+    sim, frame = cloud
+    deploying = [s for s, d in zip(sim.servers, sim.behaviours.traits.deploys, strict=True) if d]
+    restarts = 0
+    for server in deploying:
+        rows = _server(frame, server)
+        change = rows["mem_used_pct"].diff().abs().dropna()
+        if rows["state"].isin(["critical_issue", "recovery"]).any():
+            continue  # an incident moves memory on its own
+        assert (change < 1).mean() > 0.98, server  # flat between deploys
+        reset = rows["uptime_days"].diff() < 0
+        restarts += int(reset.sum())
+        assert (rows.loc[reset, "uptime_days"] == 0).all()
+    assert restarts >= 3
+    jumps = pd.concat([_server(frame, s)["mem_used_pct"].diff().abs() for s in deploying])
+    assert (jumps > 2).sum() >= 5  # steps at deploys
+
+
+def test_network_rates_in_kb_per_second_and_unreported_metrics(cloud: tuple) -> None:
+    sim, frame = cloud
+    net = frame.groupby("server_name")["net_in_mb_s"].median()
+    kbps = net[net < 0.05]
+    assert len(kbps) >= len(_by_profile(sim, "idle_vm")) and (kbps > 1e-4 / 2).all()
+    assert (net > 1).sum() >= 10  # and MB/s elsewhere
+    zero = (frame[list(dc.METRIC_COLUMNS)] == 0).groupby(frame["server_name"]).all()
+    for col in ("swap_used_pct", "java_cpu_pct", "back_close_wait", "front_close_wait"):
+        assert zero[col].sum() >= 3, col
+    assert not zero[["cpu_idle_pct", "mem_used_pct", "disk_usage_pct"]].any().any()
+    assert dc.validate_schema(frame) == (True, [])
+
+
+def test_behaviours_are_the_same_at_any_tick_length() -> None:
+    live = mg.FleetSimulator(30, seed=4, step_seconds=5, mix="realistic")
+    steps = mg.FleetSimulator(30, seed=4, step_seconds=300, mix="realistic", tick_seconds=5)
+    g = np.arange(0, 3 * DAY, 7)
+    ticks = live.behaviours.modifiers(fm.make_clock(g * 60, live._start_ns, live._step_ns))
+    rows = steps.behaviours.modifiers(fm.make_clock(g, steps._start_ns, steps._step_ns))
+    for a, b in zip(vars(ticks).values(), vars(rows).values(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert np.isfinite(rows.restart_h).any() and (rows.cpu_add > 0).any()
+
+
+def test_timeline_does_not_depend_on_when_it_is_extended() -> None:
+    def timeline() -> fb.Timeline:
+        first = {"on": np.zeros(3, np.int8), "level": np.zeros(3)}
+        return fb.Timeline(first, np.array([1, 5, 9]), fb._jobs_draw(), [1, 2])
+
+    late, early = timeline(), timeline()
+    units = np.arange(0, 60 * fb.DAY_UNITS, 97)
+    pieces = [early.at(units[i : i + 10]) for i in range(0, len(units), 10)]
+    whole = late.at(units)
+    for key, values in whole.items():
+        np.testing.assert_array_equal(np.concatenate([p[key] for p in pieces]), values)
+    on = whole["on"].astype(bool)
+    assert on.any() and (~on).any() and (whole["level"][on] >= 93).all()

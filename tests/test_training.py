@@ -25,7 +25,7 @@ from training.batches import (
     group_codes,
     window_arrays,
 )
-from training.fitting import BestState, collate_with_unknown_servers, make_window_loaders
+from training.fitting import BestState, make_window_loaders
 from training.inputs import build_inputs
 from training.metadata import build_config
 from training.model import build_model
@@ -108,11 +108,24 @@ def test_gaps_are_filled_offline_with_carried_metrics_and_own_time(small_fleet) 
 def test_unaligned_duplicate_and_naive_timestamps(small_fleet: pd.DataFrame) -> None:
     frame = small_fleet.copy()
     frame["timestamp"] = frame["timestamp"].dt.tz_localize(None) + pd.Timedelta(seconds=17)
-    duplicate = frame.iloc[[5]].assign(cpu_user_pct=99.0)
-    prepared = ds.prepare_frame(pd.concat([frame, duplicate], ignore_index=True))
+    later = frame.iloc[[5]].assign(
+        timestamp=frame.timestamp.iloc[5] + pd.Timedelta(seconds=5),
+        cpu_user_pct=99.0,
+        back_close_wait=50,
+        uptime_days=99,
+        state="heavy_load",
+    )
+    prepared = ds.prepare_frame(pd.concat([later, frame], ignore_index=True))
     reference = ds.prepare_frame(small_fleet)
     assert prepared["time_idx"].tolist() == reference["time_idx"].tolist()
-    assert prepared.loc[5, "cpu_user_pct"] == 99.0  # the later row wins
+    # two ticks in one step: the daemon's rule (mean, max, latest), not "last row wins"
+    ticks = np.stack(
+        [frame.loc[5, list(dc.METRIC_COLUMNS)], later[list(dc.METRIC_COLUMNS)].iloc[0]]
+    )
+    expected = dc.aggregate_ticks(ticks.astype(np.float64))
+    assert np.allclose(prepared.loc[5, list(dc.METRIC_COLUMNS)].astype(float), expected, atol=1e-4)
+    assert prepared.loc[5, "back_close_wait"] == 50 and prepared.loc[5, "uptime_days"] == 99
+    assert prepared.loc[5, "state"] == "heavy_load"
     assert prepared["timestamp"].dt.tz is None
 
 
@@ -140,7 +153,7 @@ def test_real_lengths_dataset_and_forward(small_fleet: pd.DataFrame) -> None:
     _assert_same(fast, next(iter(train_set.to_dataloader(train=False, batch_size=4))))
 
 
-def test_encoders_know_all_states_and_map_unseen_servers(small_fleet) -> None:
+def test_encoders_know_all_states_and_servers_are_not_inputs(small_fleet) -> None:
     prepared = ds.prepare_frame(small_fleet)
     train_set, _ = splits.build_datasets(prepared, ds.dataset_parameters(24, 6), 0.2)
     states = train_set._categorical_encoders["state"]
@@ -150,9 +163,32 @@ def test_encoders_know_all_states_and_map_unseen_servers(small_fleet) -> None:
     )
     other = TimeSeriesDataSet.from_dataset(train_set, new, predict=True, stop_randomization=True)
     x, _ = next(iter(other.to_dataloader(train=False, batch_size=1)))
-    position = other.flat_categoricals.index
-    assert int(x["encoder_cat"][0, 0, position("server_id")]) == 0
-    assert int(x["encoder_cat"][0, 0, position("state")]) == states.classes_["heavy_load"] > 0
+    # no server embedding: a server is forecast from its own history, not its name
+    assert other.flat_categoricals == ["state"] and "server_id" not in other.static_categoricals
+    assert int(x["encoder_cat"][0, 0, 0]) == states.classes_["heavy_load"] > 0
+
+
+def test_last_anchor_makes_persistence_the_networks_zero() -> None:
+    regime = torch.cat([torch.full((200,), 93.0), torch.full((88,), 1.0)])  # a job ended
+    norm = MetricNormalizer(min_scale=1.0, anchor="last").fit(regime)
+    assert float(norm.center_) == 1.0  # the last value, not the 24 h mean (~66)
+    assert float(norm.scale_) == pytest.approx(92 / 287**0.5, rel=1e-5)  # rms of the steps
+    back = norm(dict(prediction=torch.zeros(1, 4), target_scale=norm.get_parameters()[None]))
+    assert torch.equal(back, torch.ones(1, 4))  # output 0 = "stays where it is"
+    flat = MetricNormalizer(min_scale=1.0, anchor="last").fit(torch.full((50,), 1.1))
+    assert float(flat.scale_) == 1.0 and float(flat.center_) == pytest.approx(1.1)
+    with pytest.raises(ValueError, match="anchor"):
+        MetricNormalizer(anchor="median")
+
+
+def test_log1p_kb_keeps_kilobyte_rates_apart() -> None:
+    rates = torch.tensor([0.0001, 0.002, 0.05, 3.0, 250.0])  # MB/s, 0.1 KB/s .. 250 MB/s
+    norm = MetricNormalizer(transformation="log1p_kb", min_scale=0.1, anchor="last").fit(rates)
+    assert (torch.diff(norm.preprocess(rates)) > 0.9).all()  # 0.1 KB/s vs 2 KB/s: log(3)
+    assert float(torch.log1p(rates[1]) - torch.log1p(rates[0])) < 0.01  # plain log1p: no
+    scaled = norm.transform(rates)
+    back = norm(dict(prediction=scaled[None], target_scale=norm.get_parameters()[None]))
+    assert torch.allclose(back[0], rates, rtol=1e-4)
 
 
 def test_metric_normalizer_floors_scale_and_inverts_log1p() -> None:
@@ -168,31 +204,19 @@ def test_metric_normalizer_floors_scale_and_inverts_log1p() -> None:
     assert np.allclose(MetricNormalizer().fit(read_only).transform(read_only).std(), 1.0, atol=0.2)
 
 
+def test_holdout_draw_is_seeded_and_spread_over_profiles() -> None:
+    names = [f"ppdb{i:03d}" for i in range(6)] + [f"ppweb{i:03d}" for i in range(6)] + ["ppml1"]
+    held = splits.holdout_servers(names, 3, seed=1)
+    assert held == splits.holdout_servers(names, 3, seed=1) and len(set(held)) == 3
+    assert {splits.profile_of(n) for n in held} == {"ppdb", "ppweb", "ppml"}
+    assert any(splits.holdout_servers(names, 3, seed=s) != held for s in range(2, 8))
+
+
 def test_loss_weights_average_one_and_favour_small_scales(small_fleet) -> None:
     weights = ds.target_loss_weights(ds.prepare_frame(small_fleet))
     assert len(weights) == 14 and np.mean(weights) == pytest.approx(1.0)
     named = dict(zip(dc.METRIC_COLUMNS, weights, strict=True))
     assert named["cpu_user_pct"] < named["swap_used_pct"]  # std ~11 vs flat (floor 1)
-
-
-def test_unknown_server_masking(small_fleet) -> None:
-    prepared = ds.prepare_frame(small_fleet)
-    train_set, _ = splits.build_datasets(prepared, ds.dataset_parameters(24, 6), 0.2)
-    items = [train_set[i] for i in range(8)]
-    position = train_set.flat_categoricals.index("server_id")
-    hidden, _ = collate_with_unknown_servers(items, position, rate=1.0)
-    kept, _ = collate_with_unknown_servers(items, position, rate=0.0)
-    assert (hidden["encoder_cat"][..., position] == 0).all()
-    assert (hidden["decoder_cat"][..., position] == 0).all()
-    assert (kept["encoder_cat"][..., position] > 0).all()
-    model = build_model(train_set, hidden_size=8, hidden_continuous_size=4)
-    config = build_config(model, train_set, "UTC", ds.STEP_SECONDS)
-    arrays = window_arrays(prepared, config, group_codes(train_set))
-    hidden, _ = WindowDataset(arrays, config, hide_server_rate=1.0)[np.arange(8)]
-    kept, _ = WindowDataset(arrays, config, hide_server_rate=0.0)[np.arange(8)]
-    assert (hidden["encoder_cat"][..., position] == 0).all()
-    assert (hidden["decoder_cat"][..., position] == 0).all()
-    assert (kept["encoder_cat"][..., position] > 0).all()
 
 
 # --- fast batches --------------------------------------------------------------------
@@ -228,7 +252,7 @@ def test_fast_batches_equal_library_batches(small_fleet) -> None:
     split = splits.build_splits(prepared, ds.dataset_parameters(24, 6), 0.2)
     model = build_model(split.training, hidden_size=8, hidden_continuous_size=4)
     config = build_config(model, split.training, "UTC", ds.STEP_SECONDS)
-    loaders = make_window_loaders(split, config, 64, (1, 1), unknown_server_rate=0.0)
+    loaders = make_window_loaders(split, config, 64, (1, 1))
     offline = config["inputs"]["categorical_encodings"]["state"]["classes"]["offline"]
     special = {}
     for name, loader, library in zip(
@@ -238,14 +262,14 @@ def test_fast_batches_equal_library_batches(small_fleet) -> None:
         assert np.array_equal(a.time_idx[a.starts], index["time"])  # the same windows,
         groups = library.data["groups"][index["index_start"].to_numpy(copy=True), 0].numpy()
         assert np.array_equal(a.groups[a.starts], groups)  # in the same order
-        # windows over the filled gap (training) or of the unseen server (validation)
-        special[name] = (a.states[a.starts + 20] == offline) | (a.servers[a.starts] == 0)
+        # windows over the filled gap, and others
+        special[name] = a.states[a.starts + 20] == offline
         chosen = np.flatnonzero(special[name])[:40]
         picks = np.r_[chosen, np.random.default_rng(0).choice(len(index), 40)]
         expected = TimeSeriesDataSet._collate_fn([library[int(i)] for i in picks])
         _assert_same(loader.dataset[picks], expected)
-    assert special["train"].any() and special["val"].any() and not special["val"].all()
-    assert (loaders[0].dataset.arrays.servers > 0).all()  # ppgen999: validation only
+    assert special["train"].any() and not special["train"].all()
+    assert not loaders[0].dataset.arrays.servers.any()  # no server_id input: all code 0
 
 
 def test_epoch_batches_rotate_the_stride_phase() -> None:
@@ -291,8 +315,9 @@ def test_select_training_data_holdout_until_and_max_servers(small_fleet) -> None
     extra = small_fleet[small_fleet.server_name == "ppgen000"].assign(server_name="ppgen004")
     fleet = pd.concat([small_fleet, extra], ignore_index=True)
     chosen = splits.select_training_data(fleet, "2025-01-08T00:00", holdout=2, max_servers=2)
-    assert chosen.holdout == ["ppgen003", "ppgen004"] and chosen.unused == ["ppgen002"]
-    assert sorted(chosen.frame.server_name.unique()) == ["ppgen000", "ppgen001"]
+    left = sorted(set(fleet.server_name) - set(chosen.holdout))
+    assert len(chosen.holdout) == 2 and chosen.unused == left[2:]
+    assert sorted(chosen.frame.server_name.unique()) == left[:2]
     assert chosen.frame.timestamp.max() == pd.Timestamp("2025-01-07T23:55", tz="UTC")
     assert chosen.until == pd.Timestamp("2025-01-08", tz="UTC")
     naive = fleet.assign(timestamp=fleet.timestamp.dt.tz_localize(None))
@@ -433,8 +458,8 @@ def test_main_trains_from_parquet_until_and_holdout(small_fleet, tmp_path: Path)
     info = loaded.training_info
     assert info["command"].endswith(" ".join([*TINY_ARGS, *options, "--threads", "1"]))
     assert loaded.config["architecture"]["hidden_size"] == 8 and not loaded.model.training
-    assert info["servers"] == ["ppgen000", "ppgen001", "ppgen002"]
-    assert info["holdout_servers"] == ["ppgen003"] and info["unused_servers"] == []
+    assert len(info["holdout_servers"]) == 1 and info["unused_servers"] == []
+    assert info["servers"] == sorted({f"ppgen00{i}" for i in range(4)} - {*info["holdout_servers"]})
     assert info["until"] == "2025-01-08T12:00:00+00:00"
     assert pd.Timestamp(info["data_time_range"]["end"]) == pd.Timestamp("2025-01-08T11:55Z")
     assert (info["loader"], info["window_stride"], info["val_window_stride"]) == ("fast", 2, 2)
@@ -443,7 +468,7 @@ def test_main_trains_from_parquet_until_and_holdout(small_fleet, tmp_path: Path)
     # (273 or 274 per server), full batches of 32; validation: 139 windows, every 2nd
     assert info["train_windows"] == 3 * 547 and info["windows_per_epoch"]["train"] == 25 * 32
     assert info["val_windows"] == 3 * 139 and info["windows_per_epoch"]["val"] == 3 * 70
-    assert "ppgen003" not in loaded.server_mapping["name_to_id"]
+    assert info["holdout_servers"][0] not in loaded.server_mapping["name_to_id"]
 
 
 def test_library_loader_trains(small_fleet, tmp_path: Path) -> None:
@@ -463,3 +488,30 @@ def test_main_reports_unreadable_or_too_short_data(small_fleet, tmp_path: Path, 
     with caplog.at_level(logging.ERROR):
         assert main([*args, "--encoder-length", "800", "--horizon", "6"]) == 1
     assert "no server has 806 steps before the validation cutoff" in caplog.text
+
+
+def test_calendar_features_follow_the_artifacts_zone_and_skip_month() -> None:
+    from training.inputs import window_times
+
+    config = {"horizon": 1, "step_seconds": 300, "time_features": list(ds.MODEL_TIME_FEATURES)}
+    noon_utc = np.array([int(pd.Timestamp("2025-03-05T12:00Z").timestamp()) // 300])
+    utc = window_times({**config, "time_zone": "UTC"}, noon_utc, 1)[0, 0]
+    tokyo = window_times({**config, "time_zone": "Asia/Tokyo"}, noon_utc, 1)[0, 0]
+    hour = list(ds.MODEL_TIME_FEATURES).index("hour")
+    scale = ds.TIME_FEATURE_SCALING["hour"]
+    assert utc[hour] * scale[1] + scale[0] == pytest.approx(12)
+    assert tokyo[hour] * scale[1] + scale[0] == pytest.approx(21)  # UTC+9
+    assert "month" not in ds.MODEL_TIME_FEATURES and len(utc) == len(ds.MODEL_TIME_FEATURES)
+
+
+def test_trainer_records_a_time_zone_and_the_rules(small_fleet, tmp_path: Path) -> None:
+    small_fleet.to_parquet(tmp_path / "metrics.parquet")
+    data = ["--data", str(tmp_path / "metrics.parquet"), "--out", str(tmp_path / "models")]
+    zone = ["--time-zone", "America/New_York", "--threads", "1", "--window-stride", "8"]
+    assert main([*data, *TINY_ARGS, *zone]) == 0
+    config = load_artifact(tmp_path / "models").config
+    assert config["time_zone"] == "America/New_York"
+    assert list(config["deterministic_metrics"]) == ["uptime_days"]
+    assert config["inputs"]["target_normalizers"][0]["anchor"] == "last"
+    weights = config["loss"]["params"]["weights"]
+    assert weights[dc.METRIC_COLUMNS.index("uptime_days")] == 0  # left to its rule

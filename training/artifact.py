@@ -169,7 +169,6 @@ def _check_columns(config: Any) -> None:
     dataset = config.get("dataset", {})
     expected = {
         "targets": (config.get("targets"), METRIC_COLUMNS),
-        "time_features": (config.get("time_features"), TIME_FEATURES),
         "dataset.target": (dataset.get("target"), METRIC_COLUMNS),
         "dataset.time_varying_unknown_reals": (
             dataset.get("time_varying_unknown_reals"),
@@ -177,15 +176,22 @@ def _check_columns(config: Any) -> None:
         ),
         "dataset.time_varying_known_reals": (
             dataset.get("time_varying_known_reals"),
-            TIME_FEATURES,
+            config.get("time_features"),
         ),
     }
     for key, (found, wanted) in expected.items():
         _require(
-            found == list(wanted),
+            found == list(wanted or []),
             CONFIG,
-            f"{key} is {found!r}, data contract {CONTRACT_VERSION} requires {list(wanted)!r}",
+            f"{key} is {found!r}, data contract {CONTRACT_VERSION} requires {wanted!r}",
         )
+    features = config.get("time_features")
+    _require(
+        isinstance(features, list) and [f for f in TIME_FEATURES if f in features] == features,
+        CONFIG,
+        f"time_features is {features!r}: must be contract time features {list(TIME_FEATURES)} "
+        "(a subset, in that order)",
+    )
 
 
 def _check_mapping(mapping: Any) -> None:

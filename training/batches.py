@@ -94,23 +94,12 @@ def group_codes(dataset: Any) -> dict[str, int]:
     return {str(k): int(v) for k, v in encoder.classes_.items()}
 
 
-def hide_servers(x: dict[str, Any], position: int, rate: float) -> None:
-    """Set the server id of a random share ``rate`` of the windows to unknown (0), so the
-    'unknown server' embedding is trained for servers never seen."""
-    hide = torch.rand(x["encoder_cat"].shape[0]) < rate
-    x["encoder_cat"][hide, :, position] = 0
-    x["decoder_cat"][hide, :, position] = 0
-
-
 class WindowDataset(Dataset):
     """Indexed by a list of window numbers: returns a whole batch (x, (y, None))."""
 
-    def __init__(
-        self, arrays: WindowArrays, config: dict[str, Any], hide_server_rate: float = 0.0
-    ) -> None:
-        self.arrays, self.config, self.hide_server_rate = arrays, config, hide_server_rate
+    def __init__(self, arrays: WindowArrays, config: dict[str, Any]) -> None:
+        self.arrays, self.config = arrays, config
         self.enc, self.dec = config["encoder_length"], config["horizon"]
-        self.server_position = config["inputs"]["x_categoricals"].index("server_id")
 
     def __len__(self) -> int:
         return len(self.arrays.starts)
@@ -128,8 +117,6 @@ class WindowDataset(Dataset):
         x["decoder_target"] = [t[:, enc:] for t in targets]
         x["decoder_time_idx"] = torch.from_numpy(a.time_idx[rows[:, enc:]])
         x["groups"] = torch.from_numpy(a.groups[first])[:, None]
-        if self.hide_server_rate > 0:
-            hide_servers(x, self.server_position, self.hide_server_rate)
         return x, (x["decoder_target"], None)
 
 

@@ -3,7 +3,8 @@
 The time split and the datasets themselves are in training.splits.
 
 Time: ``time_idx = (timestamp_utc - 1970-01-01) // step_seconds``; naive timestamps are
-UTC. Several rows of one server in one step: the last one wins.
+UTC. Several rows of one server in one step (ticks, e.g. an adapter's export) are
+aggregated by the daemon's rule, data_contract.AGGREGATION.
 
 Gaps: the contract drops a server's rows while it is 'offline', so a series has holes.
 prepare_frame fills them explicitly (allow_missing_timesteps stays False): every server
@@ -32,6 +33,7 @@ from pytorch_forecasting import TimeSeriesDataSet
 from pytorch_forecasting.data.encoders import MultiNormalizer, NaNLabelEncoder, TorchNormalizer
 
 from data_contract import (
+    AGGREGATION,
     METRIC_COLUMNS,
     PERCENT_COLUMNS,
     TIME_FEATURES,
@@ -51,16 +53,21 @@ REPORTED_HORIZONS = {"30min": 6, "1h": 12, "8h": 96}
 TIME_ORIGIN = pd.Timestamp("1970-01-01", tz="UTC")
 OFFLINE_STATE = "offline"
 
-#: Non-negative, heavy-tailed rates and counters: normalised in log1p space.
-LOG1P_METRICS = (
-    "net_in_mb_s",
-    "net_out_mb_s",
-    "back_close_wait",
-    "front_close_wait",
-    "load_average",
-)
-#: Scale floor per metric, in transformed units (percentage points, days, or log1p units).
-MIN_SCALE = {m: (0.1 if m in LOG1P_METRICS else 1.0) for m in METRIC_COLUMNS}
+#: Non-negative, heavy-tailed counters and load: normalised in log1p space.
+LOG1P_METRICS = ("back_close_wait", "front_close_wait", "load_average")
+#: Network rates (MB/s) range from 1e-4 (KB/s) to hundreds: log1p(1000 x), see normalizers.
+LOG1P_KB_METRICS = ("net_in_mb_s", "net_out_mb_s")
+TRANSFORMATION = {
+    **dict.fromkeys(LOG1P_METRICS, "log1p"),
+    **dict.fromkeys(LOG1P_KB_METRICS, "log1p_kb"),
+}
+#: Scale floor per metric, in transformed units (percentage points, days, or log units).
+MIN_SCALE = {m: (0.1 if m in TRANSFORMATION else 1.0) for m in METRIC_COLUMNS}
+#: Window anchor of the target normaliser: "last" = persistence is the network's zero.
+ANCHOR = "last"
+#: The calendar inputs. ``month`` is left out: a fleet's history rarely covers a year,
+#: so a model that saw January and February only would treat March as unknown input.
+MODEL_TIME_FEATURES = tuple(f for f in TIME_FEATURES if f != "month")
 #: Loss weight floor per metric, in real units (see target_loss_weights).
 LOSS_SCALE_FLOOR = {
     m: (1.0 if m in PERCENT_COLUMNS or m == "uptime_days" else 0.1) for m in METRIC_COLUMNS
@@ -128,16 +135,28 @@ def fill_gaps(frame: pd.DataFrame) -> pd.DataFrame:
     return full
 
 
+AGG_RULE = "data_contract.AGGREGATION: mean for gauges, max for counters, last for uptime/state"
+
+
+def aggregate_steps(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (server, step) from rows sorted by server, step and time, by the
+    daemon's rule (data_contract.AGGREGATION), so training sees what the daemon builds
+    from ticks; ``state`` is the latest, as the daemon keeps it."""
+    rules = {**{c: AGGREGATION[c] for c in METRIC_COLUMNS}, "state": "last", "_t": "last"}
+    return rows.groupby(["server_name", "time_idx"], sort=False, as_index=False).agg(rules)
+
+
 def prepare_frame(frame: pd.DataFrame, step_seconds: int = STEP_SECONDS) -> pd.DataFrame:
     """Model-ready frame from a contract-valid one (validate it first)."""
     tz = frame["timestamp"].dt.tz
     base = frame[["server_name", "state", *METRIC_COLUMNS]].copy()
     base["time_idx"] = time_index(frame["timestamp"], step_seconds)
-    base = base.sort_values(["server_name", "time_idx"], kind="stable")
-    base = base.drop_duplicates(["server_name", "time_idx"], keep="last")
-    if len(base) < len(frame):
-        logger.warning("%d duplicate (server, step) rows dropped", len(frame) - len(base))
-    out = fill_gaps(base)
+    base["_t"] = frame["timestamp"]
+    base = base.sort_values(["server_name", "time_idx", "_t"], kind="stable")
+    if base.duplicated(["server_name", "time_idx"]).any():
+        base = aggregate_steps(base)
+        logger.info("%d rows aggregated into %d steps (%s)", len(frame), len(base), AGG_RULE)
+    out = fill_gaps(base.drop(columns="_t"))
     if out["filled"].any():
         logger.info(
             "filled %d offline/missing steps (%.1f%%)", out.filled.sum(), 100 * out.filled.mean()
@@ -161,12 +180,12 @@ def _identity_log1p() -> TorchNormalizer:
     return scaler
 
 
-def make_target_normalizer() -> MultiNormalizer:
+def make_target_normalizer(anchor: str = ANCHOR) -> MultiNormalizer:
     """One MetricNormalizer per target, in METRIC_COLUMNS order."""
     return MultiNormalizer(
         [
             MetricNormalizer(
-                transformation="log1p" if m in LOG1P_METRICS else None, min_scale=MIN_SCALE[m]
+                transformation=TRANSFORMATION.get(m), min_scale=MIN_SCALE[m], anchor=anchor
             )
             for m in METRIC_COLUMNS
         ]
@@ -175,7 +194,9 @@ def make_target_normalizer() -> MultiNormalizer:
 
 def make_scalers() -> dict[str, Any]:
     """Scalers for the non-target reals; None means fed as is."""
-    scalers: dict[str, Any] = dict.fromkeys([*TIME_FEATURES, "relative_time_idx", "encoder_length"])
+    scalers: dict[str, Any] = dict.fromkeys(
+        [*MODEL_TIME_FEATURES, "relative_time_idx", "encoder_length"]
+    )
     for m in METRIC_COLUMNS:
         scalers[f"{m}_center"] = _identity_log1p()
         scalers[f"{m}_scale"] = _identity_log1p()
@@ -192,6 +213,7 @@ def dataset_parameters(
     encoder_length: int = ENCODER_LENGTH,
     horizon: int = HORIZON,
     min_encoder_length: int | None = None,
+    anchor: str = ANCHOR,
 ) -> dict[str, Any]:
     """Keyword arguments of TimeSeriesDataSet for a fresh (unfitted) training set."""
     return dict(
@@ -201,12 +223,12 @@ def dataset_parameters(
         max_encoder_length=encoder_length,
         min_encoder_length=min_encoder_length or encoder_length,
         max_prediction_length=horizon,
-        static_categoricals=["server_id"],
-        time_varying_known_reals=list(TIME_FEATURES),
+        static_categoricals=[],
+        time_varying_known_reals=list(MODEL_TIME_FEATURES),
         time_varying_unknown_categoricals=["state"],
         time_varying_unknown_reals=list(METRIC_COLUMNS),
         categorical_encoders=make_categorical_encoders(),
-        target_normalizer=make_target_normalizer(),
+        target_normalizer=make_target_normalizer(anchor),
         scalers=make_scalers(),
         add_relative_time_idx=True,
         add_target_scales=True,
@@ -217,14 +239,17 @@ def dataset_parameters(
 # --- loss weights and JSON ---------------------------------------------------------
 
 
-def target_loss_weights(frame: pd.DataFrame) -> list[float]:
-    """MultiLoss weights ~ 1 / std of each target (floored), averaging to 1.
+def target_loss_weights(frame: pd.DataFrame, skip: Any = ()) -> list[float]:
+    """MultiLoss weights ~ 1 / std of each target (floored), averaging to 1; the targets
+    in ``skip`` (forecast by a rule, see training.deterministic) get weight 0.
 
     The quantile loss is computed on real units, so without weights the targets with
     large numbers (percentages, counters) would dominate the 14-target sum.
     """
     std = frame[list(METRIC_COLUMNS)].astype(np.float64).std().fillna(0.0)
-    inverse = np.array([1.0 / max(std[m], LOSS_SCALE_FLOOR[m]) for m in METRIC_COLUMNS])
+    inverse = np.array(
+        [0.0 if m in skip else 1.0 / max(std[m], LOSS_SCALE_FLOOR[m]) for m in METRIC_COLUMNS]
+    )
     return (inverse * len(inverse) / inverse.sum()).tolist()
 
 

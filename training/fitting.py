@@ -12,7 +12,6 @@ import math
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import partial
 from typing import Any
 
 import lightning.pytorch as pl
@@ -25,7 +24,6 @@ from torch.utils.data import DataLoader
 from training.batches import (
     WindowDataset,
     group_codes,
-    hide_servers,
     window_arrays,
     window_loader,
 )
@@ -53,30 +51,16 @@ class BestState(Callback):
         self.state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
 
 
-def collate_with_unknown_servers(batches: list, position: int, rate: float) -> tuple:
-    """Default collate, then hide the server id (-> unknown, 0) of a random share of
-    windows, so the 'unknown server' embedding is trained for servers never seen."""
-    x, y = TimeSeriesDataSet._collate_fn(batches)
-    hide_servers(x, position, rate)
-    return x, y
-
-
 def make_loaders(
     train: TimeSeriesDataSet,
     val: TimeSeriesDataSet,
     batch_size: int,
     num_workers: int,
-    unknown_server_rate: float,
 ) -> tuple[DataLoader, DataLoader]:
-    """Shuffled training loader (with unknown-server masking) and a validation loader."""
-    collate = partial(
-        collate_with_unknown_servers,
-        position=train.flat_categoricals.index("server_id"),
-        rate=unknown_server_rate,
-    )
+    """Shuffled training loader and a validation loader (the library's batches)."""
     extra = {"num_workers": num_workers, "persistent_workers": num_workers > 0}
     return (
-        train.to_dataloader(train=True, batch_size=batch_size, collate_fn=collate, **extra),
+        train.to_dataloader(train=True, batch_size=batch_size, **extra),
         val.to_dataloader(train=False, batch_size=batch_size, **extra),
     )
 
@@ -86,17 +70,16 @@ def make_window_loaders(
     config: dict[str, Any],
     batch_size: int,
     strides: tuple[int, int],
-    unknown_server_rate: float,
     num_workers: int = 0,
 ) -> tuple[DataLoader, DataLoader]:
     """Fast loaders (training.batches): shuffled training windows at stride strides[0]
-    with a random phase per epoch and unknown-server masking; validation windows in
+    with a random phase per epoch; validation windows in
     order at the fixed subsample strides[1] (phase 0)."""
     train = window_arrays(splits.train_part, config, group_codes(splits.training))
     val = window_arrays(splits.val_part, config, group_codes(splits.validation), splits.cutoff + 1)
     return (
         window_loader(
-            WindowDataset(train, config, unknown_server_rate),
+            WindowDataset(train, config),
             batch_size,
             strides[0],
             shuffle=True,

@@ -28,6 +28,7 @@ import torch
 from pytorch_forecasting import TemporalFusionTransformer, TimeSeriesDataSet
 
 from training.dataset import TIME_FEATURE_SCALING, scaled_time_features, step_timestamps
+from training.normalizers import TRANSFORMATIONS, anchor_parameters
 
 BATCH_KEYS = {
     "encoder_cont": "float32 (B, E, len(x_reals))",
@@ -64,7 +65,14 @@ def _real_source(name: str, dataset: TimeSeriesDataSet) -> dict[str, Any]:
     raise ValueError(f"no input recipe for real {name!r}")
 
 
+_FORMULAS = {
+    "mean": "center = mean(t(y_enc)); scale = max(std(t(y_enc), ddof=1) + float32_eps, min_scale)",
+    "last": "center = t(y_enc)[-1]; scale = max(sqrt(mean(diff(t(y_enc))^2)), min_scale)",
+}
+
+
 def _normalizer_entry(target: str, normalizer: Any) -> dict[str, Any]:
+    anchor = getattr(normalizer, "anchor", "mean")
     return {
         "target": target,
         "class": type(normalizer).__name__,
@@ -72,8 +80,8 @@ def _normalizer_entry(target: str, normalizer: Any) -> dict[str, Any]:
         "center": normalizer.center,
         "transformation": normalizer.transformation,
         "min_scale": getattr(normalizer, "min_scale", 0.0),
-        "formula": "center = mean(t(y_enc)); scale = max(std(t(y_enc), ddof=1) + "
-        "float32_eps, min_scale); t = log1p | identity; inverse t = expm1 | identity",
+        "anchor": anchor,
+        "formula": f"{_FORMULAS[anchor]}; t = log1p | log1p(1000 x) | identity, inverted exactly",
     }
 
 
@@ -107,6 +115,15 @@ def describe_inputs(dataset: TimeSeriesDataSet, model: TemporalFusionTransformer
 # --- numpy buffers -> forward() inputs (inference and the fast training batches) ------
 
 
+def _transform(values: torch.Tensor, entries: list[dict[str, Any]]) -> torch.Tensor:
+    """Each target (axis 1) through its normaliser's forward transformation."""
+    y = values.clone()
+    for name in {e["transformation"] for e in entries} - {None}:
+        rows = [i for i, e in enumerate(entries) if e["transformation"] == name]
+        y[:, rows] = TRANSFORMATIONS[name]["forward"](values[:, rows])
+    return y
+
+
 def _normalise(values: torch.Tensor, spec: dict[str, Any], enc: int) -> tuple:
     """Per-window, per-target (center, scale) of the first ``enc`` steps, as
     MetricNormalizer fits them, and all (B, T, L) values normalised with them.
@@ -114,13 +131,15 @@ def _normalise(values: torch.Tensor, spec: dict[str, Any], enc: int) -> tuple:
     Rows are reduced along a contiguous last axis, like the library's per-window 1-D
     tensors, so the results are bit-identical to TimeSeriesDataSet's."""
     entries = spec["target_normalizers"]
-    logs = [i for i, e in enumerate(entries) if e["transformation"] == "log1p"]
-    y = values.clone()
-    y[:, logs] = torch.log1p(values[:, logs])
+    y = _transform(values, entries)
     head = y[..., :enc].contiguous()
-    center = head.mean(dim=-1)
     floor = torch.tensor([e["min_scale"] for e in entries], dtype=torch.float32)
-    scale = torch.maximum(head.std(dim=-1) + spec["float32_eps"], floor)
+    last = torch.tensor([e.get("anchor", "mean") == "last" for e in entries])
+    center, scale = head.mean(dim=-1), head.std(dim=-1) + spec["float32_eps"]
+    if last.any():
+        last_center, last_scale = anchor_parameters(head[:, last])
+        center[:, last], scale[:, last] = last_center, last_scale
+    scale = torch.maximum(scale, floor)
     return (y - center[..., None]) / scale[..., None], center, scale
 
 
@@ -130,7 +149,7 @@ def window_times(config: dict[str, Any], last_idx: np.ndarray, enc: int) -> np.n
     idx = np.asarray(last_idx)[:, None] + np.arange(-enc + 1, config["horizon"] + 1)[None, :]
     steps, inverse = np.unique(idx, return_inverse=True)  # windows mostly share their steps
     stamps = step_timestamps(steps, config["step_seconds"], config["time_zone"])
-    features = scaled_time_features(stamps).to_numpy(np.float32, copy=True)
+    features = scaled_time_features(stamps)[config["time_features"]].to_numpy(np.float32)
     return features[inverse.reshape(-1)].reshape(*idx.shape, features.shape[-1])
 
 
@@ -158,13 +177,16 @@ def _real_inputs(
 def _categorical_inputs(
     config: dict[str, Any], state_codes: torch.Tensor, server_codes: torch.Tensor, enc: int
 ) -> torch.Tensor:
-    """(B, E + D, len(x_categoricals)) codes; states beyond the given steps are 0."""
+    """(B, E + D, len(x_categoricals)) codes; states beyond the given steps are 0.
+
+    Models from 2026-12 have no server_id input (see training.dataset); older ones do."""
     names = config["inputs"]["x_categoricals"]
-    if sorted(names) != ["server_id", "state"]:
+    if sorted(names) not in (["state"], ["server_id", "state"]):
         raise ValueError(f"no input recipe for categoricals {names}")
     batch, length = state_codes.shape
     cat = torch.zeros(batch, enc + config["horizon"], len(names), dtype=torch.long)
-    cat[:, :, names.index("server_id")] = server_codes[:, None]
+    if "server_id" in names:
+        cat[:, :, names.index("server_id")] = server_codes[:, None]
     cat[:, :length, names.index("state")] = state_codes
     return cat
 
@@ -204,9 +226,13 @@ def assemble_inputs(
 
 
 def encode_categories(config: dict[str, Any], name: str, values: Any) -> np.ndarray:
-    """Codes of ``values`` under the config's encoder ``name`` (unknown values: 0)."""
-    classes = config["inputs"]["categorical_encodings"][name]["classes"]
+    """Codes of ``values`` under the config's encoder ``name`` (unknown values: 0; all 0
+    when the model has no such input, e.g. server_id in models from 2026-12)."""
     values = np.asarray(values, dtype=object)
+    encodings = config["inputs"]["categorical_encodings"]
+    if name not in encodings:
+        return np.zeros(values.shape, dtype=np.int64)
+    classes = encodings[name]["classes"]
     unique, inverse = np.unique(values, return_inverse=True)
     codes = np.array([classes.get(str(v), 0) for v in unique], dtype=np.int64)
     return codes[inverse].reshape(values.shape)

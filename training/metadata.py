@@ -11,7 +11,7 @@ import pandas as pd
 from pytorch_forecasting import TemporalFusionTransformer, TimeSeriesDataSet
 
 from data_contract import CONTRACT_VERSION
-from training import dataset
+from training import dataset, deterministic
 from training.codec import encode
 from training.inputs import describe_inputs
 from training.model import architecture_to_json
@@ -57,6 +57,7 @@ def build_config(
         "time_origin": dataset.TIME_ORIGIN.isoformat(),
         "time_zone": time_zone,
         "gap_policy": GAP_POLICY,
+        "deterministic_metrics": dict(deterministic.RULES),
         "architecture": architecture_to_json(model),
         "loss": encode(model.loss),
         "output_transformer": encode(model.output_transformer),

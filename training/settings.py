@@ -35,6 +35,8 @@ class TrainConfig:
     seed: int = 42
     max_servers: int | None = None
     holdout_servers: int = 0
+    time_zone: str | None = None
+    anchor: str = dataset.ANCHOR
     until: str | None = None
     hidden_size: int = 16
     attention_head_size: int = 1
@@ -55,7 +57,6 @@ class TrainConfig:
     gradient_clip: float = 0.1
     limit_train_batches: int | float | None = None
     limit_val_batches: int | float | None = None
-    unknown_server_rate: float = 0.1
     precision: str = "32-true"
     progress_bar: bool = True
     step_seconds: int = dataset.STEP_SECONDS

@@ -3,9 +3,10 @@
 select_training_data (the trainer's --holdout-servers, --until and --max-servers), in
 this order:
 
-1. ``holdout``: the last K server names of the whole frame, in sorted order, are left
-   out of training entirely. Sorted, not seeded: the same K servers whatever the seed
-   or the other options, so a backtest can score them as servers never seen.
+1. ``holdout``: K servers are left out of training entirely, drawn with ``seed`` and
+   spread over the server profiles (the letters of a name, ``ppdb`` of ``ppdb003``):
+   one of each profile in turn, largest profiles first. training_info.json lists them,
+   so a backtest can score them as servers never seen.
 2. ``until``: only rows with timestamp < until are kept (UTC; naive timestamps and a
    naive ``until`` are UTC); later data stays unseen for a backtest.
 3. ``max_servers``: of the servers left, the first K by name are kept.
@@ -20,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pytorch_forecasting import TimeSeriesDataSet
 
@@ -44,11 +46,36 @@ def parse_until(text: str | None) -> pd.Timestamp | None:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
+def profile_of(name: str) -> str:
+    """The profile part of a server name: its leading letters."""
+    return name.rstrip("0123456789") or name
+
+
+def holdout_servers(names: list[str], k: int, seed: int) -> list[str]:
+    """K names drawn with ``seed``, one per profile in turn (largest profiles first)."""
+    rng = np.random.default_rng(seed)
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(profile_of(name), []).append(name)
+    queues = [list(rng.permutation(g)) for _, g in sorted(groups.items(), key=_size_then_name)]
+    held: list[str] = []
+    while len(held) < k:
+        for queue in queues:
+            if queue and len(held) < k:
+                held.append(str(queue.pop()))
+    return sorted(held)
+
+
+def _size_then_name(item: tuple[str, list[str]]) -> tuple[int, str]:
+    return -len(item[1]), item[0]
+
+
 def select_training_data(
     frame: pd.DataFrame,
     until: str | None = None,
     holdout: int = 0,
     max_servers: int | None = None,
+    seed: int = 0,
 ) -> Selection:
     """Apply --holdout-servers, --until and --max-servers (see the module doc)."""
     names = sorted(frame["server_name"].unique())
@@ -56,7 +83,7 @@ def select_training_data(
         raise ValueError(f"--holdout-servers {holdout}: the data has {len(names)} servers")
     if max_servers is not None and max_servers < 1:
         raise ValueError(f"--max-servers must be at least 1, got {max_servers}")
-    held = names[len(names) - holdout :] if holdout else []
+    held = holdout_servers(names, holdout, seed)
     keep = ~frame["server_name"].isin(held)
     stamp = parse_until(until)
     if stamp is not None:

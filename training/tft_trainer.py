@@ -38,12 +38,14 @@ from pytorch_forecasting import TemporalFusionTransformer, TimeSeriesDataSet
 from torch.utils.data import DataLoader
 
 from data_contract import ContractError, create_server_mapping, require_valid
-from training import dataset
+from training import dataset, deterministic
 from training.artifact import ArtifactError, load_artifact, save_artifact
 from training.batches import epoch_windows
+from training.dataset import to_utc
 from training.fitting import fit, make_loaders, make_window_loaders, torch_threads
 from training.metadata import build_config, build_training_info
 from training.model import build_model
+from training.normalizers import ANCHORS
 from training.settings import (
     CPU_WINDOW_STRIDE,
     LOADERS,
@@ -79,7 +81,7 @@ def build_datasets(frame: pd.DataFrame, config: TrainConfig) -> tuple[pd.DataFra
     """Prepared frame and its training/validation split for a contract-valid frame."""
     prepared = dataset.prepare_frame(frame, config.step_seconds)
     params = dataset.dataset_parameters(
-        config.encoder_length, config.horizon, config.min_encoder_length
+        config.encoder_length, config.horizon, config.min_encoder_length, config.anchor
     )
     return prepared, build_splits(prepared, params, config.val_fraction)
 
@@ -95,7 +97,7 @@ def make_model(
         hidden_continuous_size=config.hidden_continuous_size,
         dropout=config.dropout,
         learning_rate=config.learning_rate,
-        loss_weights=dataset.target_loss_weights(train_rows),
+        loss_weights=dataset.target_loss_weights(train_rows, skip=deterministic.RULES),
         optimizer_params=None if config.precision.startswith("16") else {"fused": True},
     )
 
@@ -104,13 +106,10 @@ def make_train_loaders(
     splits: Splits, model_config: dict[str, Any], run: RunSettings, config: TrainConfig
 ) -> tuple[DataLoader, DataLoader]:
     """The run's training and validation loaders (fast or library, see the module doc)."""
-    rate = config.unknown_server_rate
     if run.loader == "library":
-        return make_loaders(
-            splits.training, splits.validation, run.batch_size, run.num_workers, rate
-        )
+        return make_loaders(splits.training, splits.validation, run.batch_size, run.num_workers)
     strides = (run.window_stride, run.val_window_stride)
-    return make_window_loaders(splits, model_config, run.batch_size, strides, rate, run.num_workers)
+    return make_window_loaders(splits, model_config, run.batch_size, strides, run.num_workers)
 
 
 def run_info(
@@ -157,9 +156,13 @@ def train(frame: pd.DataFrame, out_dir: Path | str, config: TrainConfig | None =
     """Validate, select, prepare, train, save and verify; returns the artifact directory."""
     config = config or TrainConfig()
     require_valid(frame, "training data")
+    if config.time_zone:
+        frame = frame.assign(timestamp=to_utc(frame["timestamp"]).dt.tz_convert(config.time_zone))
     started = time.monotonic()
     pl.seed_everything(config.seed, workers=True)
-    chosen = select_training_data(frame, config.until, config.holdout_servers, config.max_servers)
+    chosen = select_training_data(
+        frame, config.until, config.holdout_servers, config.max_servers, seed=config.seed
+    )
     prepared, splits = build_datasets(chosen.frame, config)
     model = make_model(splits.training, splits.train_part, config)
     hw = detect_hardware()
@@ -193,7 +196,13 @@ def _data_options(p: argparse.ArgumentParser) -> None:
         "--holdout-servers",
         type=int,
         default=0,
-        help="leave the last K servers (sorted by name) out of training entirely",
+        help="leave K servers out of training entirely: a seeded draw (--seed) spread "
+        "over the server profiles (the letters of the name)",
+    )
+    p.add_argument(
+        "--time-zone",
+        help="IANA zone of the fleet's business hours (default: the data's, else UTC); "
+        "the artifact records it and the daemon computes calendar features in it",
     )
     p.add_argument("--until", type=_timestamp, help="train on rows before this time (naive: UTC)")
     p.add_argument("--encoder-length", type=int, default=dataset.ENCODER_LENGTH)
@@ -229,6 +238,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hidden-size", type=int, default=16)
     p.add_argument("--attention-heads", type=int, default=1, dest="attention_head_size")
     p.add_argument("--learning-rate", type=float, default=3e-3)
+    p.add_argument(
+        "--anchor",
+        choices=ANCHORS,
+        default=dataset.ANCHOR,
+        help="window normalisation: around the last value (persistence = 0) or the mean",
+    )
     p.add_argument("--patience", type=int, default=3)
     p.add_argument("--precision", default="32-true", help="lightning precision, e.g. bf16-mixed")
     p.add_argument("--no-progress-bar", action="store_false", dest="progress_bar")
