@@ -81,7 +81,7 @@ class InferenceService:
     cores: dict[str, float] = field(default_factory=dict)
     default_cores: float = float("nan")
     cache: dict[int, Forecast] = field(default_factory=dict)
-    chunk_size: int = 1024  # servers per model call group in a pass
+    chunk_size: int = 512  # servers per model call group in a pass
     stats: PassStats = field(default_factory=PassStats)
     accuracy: AccuracyTracker = field(default_factory=AccuracyTracker)
     serve_better: bool = False  # per metric, serve a baseline that beat the TFT (a day)

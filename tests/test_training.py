@@ -209,6 +209,7 @@ def test_holdout_draw_is_seeded_and_spread_over_profiles() -> None:
     held = splits.holdout_servers(names, 3, seed=1)
     assert held == splits.holdout_servers(names, 3, seed=1) and len(set(held)) == 3
     assert {splits.profile_of(n) for n in held} == {"ppdb", "ppweb", "ppml"}
+    assert splits.profile_of("cw-ec2_cpu_utilization_24ae8d") == "cw"
     assert any(splits.holdout_servers(names, 3, seed=s) != held for s in range(2, 8))
 
 

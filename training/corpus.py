@@ -33,16 +33,26 @@ def align_to(series: pd.DataFrame, end: pd.Timestamp) -> pd.DataFrame:
 
 
 def build_corpus(
-    fleet: pd.DataFrame, real: pd.DataFrame, end: pd.Timestamp | None = None
+    fleet: pd.DataFrame, real: pd.DataFrame, end: pd.Timestamp | None = None, copies: int = 1
 ) -> pd.DataFrame:
     """The fleet and the real series, each aligned to ``end`` (default: the fleet's last
-    timestamp; a run with --until wants that time), contract-valid."""
+    timestamp; a run with --until wants that time), contract-valid. ``copies`` > 1 repeats
+    each real series (named ``<name>~2`` ...), each copy one more week earlier, so that the
+    few real series weigh more in training and each copy's validation part differs."""
     end = fleet["timestamp"].max() if end is None else end
-    moved = [align_to(group, end) for _, group in real.groupby("server_name", sort=True)]
+    moved = [
+        align_to(group, end - k * WEEK).assign(server_name=_copy_name(name, k))
+        for name, group in real.groupby("server_name", sort=True)
+        for k in range(copies)
+    ]
     corpus = pd.concat([fleet, *moved], ignore_index=True)
     corpus["timestamp"] = corpus["timestamp"].astype(fleet["timestamp"].dtype)
     require_valid(corpus, "training corpus")
     return corpus
+
+
+def _copy_name(name: str, k: int) -> str:
+    return name if k == 0 else f"{name}~{k + 1}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,9 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nab-dir", type=Path, default=nab.DEFAULT_DIR)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--end", type=pd.Timestamp, help="align the real series to end here")
+    p.add_argument("--real-copies", type=int, default=1, help="repeat each real series K times")
     args = p.parse_args(argv)
     fleet, real = pd.read_parquet(args.fleet), nab.training_frame(args.nab_dir)
-    corpus = build_corpus(fleet, real, args.end)
+    corpus = build_corpus(fleet, real, args.end, args.real_copies)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     corpus.to_parquet(args.out, index=False)
     logger.info("%d rows, %d servers -> %s", len(corpus), corpus.server_name.nunique(), args.out)

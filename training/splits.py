@@ -4,7 +4,7 @@ select_training_data (the trainer's --holdout-servers, --until and --max-servers
 this order:
 
 1. ``holdout``: K servers are left out of training entirely, drawn with ``seed`` and
-   spread over the server profiles (the letters of a name, ``ppdb`` of ``ppdb003``):
+   spread over the server profiles (the leading letters of a name, ``ppdb`` of ``ppdb003``):
    one of each profile in turn, largest profiles first. training_info.json lists them,
    so a backtest can score them as servers never seen.
 2. ``until``: only rows with timestamp < until are kept (UTC; naive timestamps and a
@@ -18,6 +18,7 @@ encoder before it, so every validation window forecasts steps after the cutoff.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,8 +48,10 @@ def parse_until(text: str | None) -> pd.Timestamp | None:
 
 
 def profile_of(name: str) -> str:
-    """The profile part of a server name: its leading letters."""
-    return name.rstrip("0123456789") or name
+    """The profile part of a server name: its leading letters (``ppdb`` of ``ppdb003``,
+    ``cw`` of the real series ``cw-ec2_cpu_utilization_24ae8d``)."""
+    letters = re.match(r"[A-Za-z]*", name).group(0)
+    return letters or name
 
 
 def holdout_servers(names: list[str], k: int, seed: int) -> list[str]:
