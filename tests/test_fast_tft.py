@@ -20,8 +20,9 @@ from training.inputs import build_inputs
 
 LATEST = Path(__file__).resolve().parents[1] / "models" / "latest"
 SWAPPED = (*fast_tft.VSN_NAMES, *fast_tft.GRN_NAMES, "multihead_attn")
-# Predictions in real units (values up to a few hundred): float32 rounding, not logic.
-RTOL, ATOL = 1e-5, 1e-4
+# Predictions in real units (values up to a few hundred): float32 rounding differs between
+# the two forwards; test_closer_to_float64_than_the_library shows which is nearer exact.
+RTOL, ATOL = 1e-5, 1e-3
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
