@@ -124,6 +124,14 @@ def aggregate_ticks(ticks: Any) -> np.ndarray:
     return out
 
 
+def aggregate_rows(frame: pd.DataFrame, by: list[Any]) -> pd.DataFrame:
+    """One row per group of ``by`` (column names or Series, e.g. server and step) from
+    contract rows in time order within each group: the metrics by AGGREGATION and the
+    state the latest, as the daemon keeps it. The groups become the index."""
+    rules = {**AGGREGATION, "state": "last"}
+    return frame.groupby(by, sort=True)[list(rules)].agg(rules)
+
+
 # --- state determination ------------------------------------------------------------
 
 

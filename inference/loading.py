@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 
 import orjson
-import pandas as pd
 import torch
 
 import data_contract as dc
@@ -14,20 +13,10 @@ from gpu_profiles import setup_gpu
 from inference.forecast import Forecaster, SeasonalNaiveForecaster, TFTForecaster
 from inference.settings import DaemonSettings
 from training.artifact import ArtifactError, LoadedModel, load_artifact
-from training.dataset import ENCODER_LENGTH, HORIZON, STEP_SECONDS
+from training.dataset import ENCODER_LENGTH, HORIZON, STEP_SECONDS, is_time_zone
 from training.model import QUANTILES
 
 logger = logging.getLogger(__name__)
-
-
-def _valid_zone(value: object) -> bool:
-    if value is None:
-        return True
-    try:
-        pd.Timestamp(0, tz=value)
-    except (TypeError, ValueError, KeyError):
-        return False
-    return True
 
 
 class ModelLoadError(RuntimeError):
@@ -80,7 +69,7 @@ SERVED_GEOMETRY = {
     "horizon": (f"at least {HORIZON}", lambda v: isinstance(v, int) and v >= HORIZON),
     "quantiles": (f"{list(QUANTILES)}", lambda v: v == list(QUANTILES)),
     "targets": ("the contract's 14 metrics", lambda v: v == list(dc.METRIC_COLUMNS)),
-    "time_zone": ("an IANA zone name or null", _valid_zone),
+    "time_zone": ("an IANA zone name or null", is_time_zone),
 }
 
 

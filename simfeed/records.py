@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 import data_contract as dc
@@ -29,11 +28,7 @@ def aggregate_steps(frame: pd.DataFrame, tick: int) -> pd.DataFrame:
     """
     if tick >= STEP_SECONDS or frame.empty:
         return time_major(frame)
-    keys = [frame["server_name"], frame["timestamp"].dt.floor(STEP)]
-    grouped = frame.groupby(keys, sort=True)
-    out = grouped[list(GAUGES)].mean()
-    out[list(COUNTERS)] = grouped[list(COUNTERS)].max().astype(np.int64)
-    out[list(LAST)] = grouped[list(LAST)].last()
+    out = dc.aggregate_rows(frame, [frame["server_name"], frame["timestamp"].dt.floor(STEP)])
     return time_major(out.reset_index()[list(dc.REQUIRED_COLUMNS)])
 
 

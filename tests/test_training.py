@@ -516,3 +516,9 @@ def test_trainer_records_a_time_zone_and_the_rules(small_fleet, tmp_path: Path) 
     assert config["inputs"]["target_normalizers"][0]["anchor"] == "last"
     weights = config["loss"]["params"]["weights"]
     assert weights[dc.METRIC_COLUMNS.index("uptime_days")] == 0  # left to its rule
+
+
+def test_a_bad_time_zone_is_refused_by_name(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["--data", "x.parquet", "--time-zone", "Mars/Olympus"])
+    assert "not a time zone: 'Mars/Olympus'" in capsys.readouterr().err

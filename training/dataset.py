@@ -33,11 +33,11 @@ from pytorch_forecasting import TimeSeriesDataSet
 from pytorch_forecasting.data.encoders import MultiNormalizer, NaNLabelEncoder, TorchNormalizer
 
 from data_contract import (
-    AGGREGATION,
     METRIC_COLUMNS,
     PERCENT_COLUMNS,
     TIME_FEATURES,
     VALID_STATES,
+    aggregate_rows,
     create_server_mapping,
     time_features,
 )
@@ -92,6 +92,17 @@ def to_utc(timestamps: pd.Series) -> pd.Series:
     return timestamps.dt.tz_convert("UTC")
 
 
+def is_time_zone(value: object) -> bool:
+    """A zone pandas can compute local times in (IANA name or a fixed offset), or None."""
+    if value is None:
+        return True
+    try:
+        pd.Timestamp(0, tz=value)
+    except (TypeError, ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
+        return False
+    return True
+
+
 def time_index(timestamps: pd.Series, step_seconds: int = STEP_SECONDS) -> pd.Series:
     """Integer step number since 1970-01-01 UTC."""
     delta = to_utc(timestamps) - TIME_ORIGIN
@@ -135,28 +146,19 @@ def fill_gaps(frame: pd.DataFrame) -> pd.DataFrame:
     return full
 
 
-AGG_RULE = "data_contract.AGGREGATION: mean for gauges, max for counters, last for uptime/state"
-
-
-def aggregate_steps(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per (server, step) from rows sorted by server, step and time, by the
-    daemon's rule (data_contract.AGGREGATION), so training sees what the daemon builds
-    from ticks; ``state`` is the latest, as the daemon keeps it."""
-    rules = {**{c: AGGREGATION[c] for c in METRIC_COLUMNS}, "state": "last", "_t": "last"}
-    return rows.groupby(["server_name", "time_idx"], sort=False, as_index=False).agg(rules)
-
-
 def prepare_frame(frame: pd.DataFrame, step_seconds: int = STEP_SECONDS) -> pd.DataFrame:
     """Model-ready frame from a contract-valid one (validate it first)."""
     tz = frame["timestamp"].dt.tz
     base = frame[["server_name", "state", *METRIC_COLUMNS]].copy()
     base["time_idx"] = time_index(frame["timestamp"], step_seconds)
-    base["_t"] = frame["timestamp"]
-    base = base.sort_values(["server_name", "time_idx", "_t"], kind="stable")
-    if base.duplicated(["server_name", "time_idx"]).any():
-        base = aggregate_steps(base)
-        logger.info("%d rows aggregated into %d steps (%s)", len(frame), len(base), AGG_RULE)
-    out = fill_gaps(base.drop(columns="_t"))
+    base = base.iloc[np.argsort(frame["timestamp"].to_numpy(), kind="stable")]
+    base = base.sort_values(["server_name", "time_idx"], kind="stable")
+    if base.duplicated(["server_name", "time_idx"]).any():  # ticks: the daemon's rule
+        base = aggregate_rows(base, ["server_name", "time_idx"]).reset_index()
+        logger.info(
+            "%d rows aggregated into %d steps (data_contract.AGGREGATION)", len(frame), len(base)
+        )
+    out = fill_gaps(base)
     if out["filled"].any():
         logger.info(
             "filled %d offline/missing steps (%.1f%%)", out.filled.sum(), 100 * out.filled.mean()

@@ -197,10 +197,11 @@ def _data_options(p: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         help="leave K servers out of training entirely: a seeded draw (--seed) spread "
-        "over the server profiles (the letters of the name)",
+        "over the server profiles (the leading letters of the name)",
     )
     p.add_argument(
         "--time-zone",
+        type=_zone,
         help="IANA zone of the fleet's business hours (default: the data's, else UTC); "
         "the artifact records it and the daemon computes calendar features in it",
     )
@@ -256,6 +257,13 @@ def _timestamp(text: str) -> str:
         parse_until(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not a timestamp: {text!r}") from exc
+    return text
+
+
+def _zone(text: str) -> str:
+    """--time-zone: an IANA name such as Europe/Berlin (checked here)."""
+    if not dataset.is_time_zone(text):
+        raise argparse.ArgumentTypeError(f"not a time zone: {text!r} (e.g. Europe/Berlin)")
     return text
 
 
