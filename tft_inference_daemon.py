@@ -75,7 +75,14 @@ def _serve(settings: DaemonSettings) -> int:
         torch.set_num_threads(settings.torch_threads)
     app = create_app(settings)
     logger.info("starting inference daemon on %s:%d", settings.host, settings.port)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_keep_alive=settings.keepalive_s,
+    )
     return 0
 
 

@@ -36,7 +36,7 @@ import metrics_generator as mg  # noqa: E402
 from bench.bench_forecast import as_batch, timed_pass  # noqa: E402
 from bench.bench_training import best_of  # noqa: E402
 from inference.accuracy import BYTES_PER_SERVER, EVERY, substitute  # noqa: E402
-from inference.buffers import window_values  # noqa: E402
+from inference.windows import window_values  # noqa: E402
 from inference.forecast import SeasonalNaiveForecaster, TFTForecaster  # noqa: E402
 from inference.predictions import accuracy_fields  # noqa: E402
 from inference.service import InferenceService  # noqa: E402
@@ -52,7 +52,7 @@ def step_forward(service: InferenceService, frame: pd.DataFrame, steps: int) -> 
     )
     first = int(service.buffers.view("head").max()) + 1
     for k in range(first, first + steps):
-        service.buffers.apply(as_batch(frame[frame_steps == k]))
+        service.buffers.apply(as_batch(frame[frame_steps == k]), 0.0)
         rows = np.flatnonzero(service.buffers.ready())
         snapshot = service.buffers.snapshot(rows)
         values, states = window_values(snapshot)
@@ -77,7 +77,7 @@ def main() -> int:
     frame = mg.generate_fleet(n_servers=args.servers, days=1.5, seed=3).frame
     cut = frame.timestamp.min() + pd.Timedelta(hours=24)  # 288 closed steps: ready
     service = InferenceService(forecaster=TFTForecaster(load_artifact(ROOT / "models" / "latest")))
-    service.buffers.apply(as_batch(frame[frame.timestamp <= cut]))
+    service.buffers.apply(as_batch(frame[frame.timestamp <= cut]), 0.0)
     times = step_forward(service, frame, args.steps)
     rows = np.flatnonzero(service.buffers.ready())
     scoring = np.array([t for last, t in times.items() if last % EVERY == 0])

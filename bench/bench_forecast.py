@@ -79,7 +79,7 @@ def main() -> int:
     cut = frame.timestamp.min() + pd.Timedelta(hours=26)  # the step at cut stays open
     loaded = load_artifact(ROOT / "models" / "latest")
     service = InferenceService(forecaster=TFTForecaster(loaded, batch_size=args.batch_size))
-    service.buffers.apply(as_batch(frame[frame.timestamp <= cut]))
+    service.buffers.apply(as_batch(frame[frame.timestamp <= cut]), 0.0)
     rows = np.flatnonzero(service.buffers.ready())
     seconds = timed_pass(service, rows, args.repeat)
     print(

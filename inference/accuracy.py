@@ -91,6 +91,15 @@ class AccuracyTracker:
         if capacity > len(self):
             self._allocate(capacity)
 
+    def keep(self, rows: np.ndarray, used: int) -> None:
+        """Keep rows (of the first used), renumbered 0, 1, ... in this order: the buffers
+        forgot the others (FleetBuffers.evict)."""
+        self.reserve(used)
+        for name, _, _, fill in ARRAYS:
+            array = self.arrays[name]
+            array[: len(rows)] = array[rows]
+            array[len(rows) : used] = fill
+
     def reset(self) -> None:
         """Forget everything (another model serves)."""
         for name, _, _, fill in ARRAYS:

@@ -1,5 +1,8 @@
 """The FastAPI app: routes, authentication and the lifespan (model, state, worker).
 
+Handlers do their blocking work (parsing, applying, rendering) in the thread pool, never
+on the event loop: a 13 MiB /feed body must not stall /health and /predict.
+
 create_app(settings, model=...) builds it; with model=None the lifespan loads
 settings.model (or, only with settings.baseline, falls back to the labelled seasonal
 naive forecaster). Tests pass a forecaster and drive it through httpx.ASGITransport.
@@ -10,13 +13,18 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
+import data_contract as dc
+from inference import views
 from inference.buffers import FleetBuffers
 from inference.forecast import Forecaster
 from inference.ingest import FeedRejected
@@ -24,6 +32,7 @@ from inference.loading import ModelLoadError, load_forecaster, reload_path
 from inference.persistence import restore_state, save_state
 from inference.service import InferenceService
 from inference.settings import DaemonSettings
+from inference.wal import WriteAheadLog, WriteAheadLogError
 from inference.worker import ForecastWorker, settle_memory
 
 logger = logging.getLogger(__name__)
@@ -59,11 +68,22 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def build_service(settings: DaemonSettings, forecaster: Forecaster) -> InferenceService:
+def build_service(
+    settings: DaemonSettings, forecaster: Forecaster, clock: Callable[[], float] = time.time
+) -> InferenceService:
+    buffers = FleetBuffers(
+        max_servers=settings.max_servers,
+        close_grace_s=settings.close_grace_s,
+        min_observed_share=settings.min_observed_share,
+    )
     service = InferenceService(
         forecaster=forecaster,
-        buffers=FleetBuffers(max_servers=settings.max_servers),
+        buffers=buffers,
         cores=settings.server_cores(),
+        max_clock_skew_s=settings.max_clock_skew_s,
+        silent_after_s=settings.silent_after_s,
+        evict_after_s=settings.evict_after_s,
+        clock=clock,
     )
     if settings.default_cores is not None:
         service.default_cores = settings.default_cores
@@ -71,19 +91,25 @@ def build_service(settings: DaemonSettings, forecaster: Forecaster) -> Inference
     return service
 
 
-def create_app(settings: DaemonSettings, model: Forecaster | None = None) -> FastAPI:
+def create_app(
+    settings: DaemonSettings,
+    model: Forecaster | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> FastAPI:
+    """The daemon's app; clock (epoch seconds) is the wall clock, replaceable in tests."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         forecaster = model or await asyncio.to_thread(load_forecaster, settings)
-        service = build_service(settings, forecaster)
-        if settings.state_dir is not None and restore_state(service, settings.state_dir):
-            settle_memory()
+        service = build_service(settings, forecaster, clock)
+        await asyncio.to_thread(_restore, service, settings)
         app.state.service = service
         worker = ForecastWorker(
             service,
             settings.coalesce_s,
             settings.retry_s,
-            save=(lambda: save_state(service, settings.state_dir)) if settings.state_dir else None,
+            save=(lambda: _save(service, settings)) if settings.state_dir else None,
             save_every_s=settings.save_interval_s,
         )
         if settings.forecast_worker:
@@ -93,48 +119,105 @@ def create_app(settings: DaemonSettings, model: Forecaster | None = None) -> Fas
             forecaster.info["name"],
             forecaster.info["kind"],
         )
-        yield
-        if settings.forecast_worker:
-            worker.stop()
-        if settings.state_dir is not None:
-            save_state(service, settings.state_dir)
+        try:
+            yield
+            if settings.forecast_worker:
+                worker.stop()
+            if settings.state_dir is not None:
+                _save(service, settings)
+        finally:
+            if service.wal is not None:
+                service.wal.close()
 
-    app = FastAPI(title="TFT inference daemon", lifespan=lifespan)
+    auth = Depends(api_key_check(settings))
+    app = FastAPI(
+        title="TFT inference daemon",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     app.state.reloading = asyncio.Lock()
-    _add_routes(app, settings, Depends(api_key_check(settings)))
+    _add_routes(app, settings, auth)
+    if settings.docs:
+        _add_docs(app, auth)
     return app
+
+
+def _add_docs(app: FastAPI, auth: Any) -> None:
+    """/openapi.json and /docs behind the key (TFT_DOCS; off by default). The docs page
+    fetches the schema with the browser's headers: send X-API-Key, or read the schema
+    with curl. app.openapi() works without these routes (the fuzz tests use it)."""
+
+    @app.get("/openapi.json", dependencies=[auth], include_in_schema=False)
+    def openapi() -> dict[str, Any]:
+        return app.openapi()
+
+    @app.get("/docs", dependencies=[auth], include_in_schema=False)
+    def docs() -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
+
+
+def _restore(service: InferenceService, settings: DaemonSettings) -> None:
+    """Restore the state file and replay the write-ahead log, if there is a state_dir."""
+    if settings.state_dir is None:
+        return
+    if settings.wal:
+        service.wal = WriteAheadLog(settings.state_dir / "wal")
+    if restore_state(service, settings.state_dir, service.wal):
+        settle_memory()
+
+
+def _save(service: InferenceService, settings: DaemonSettings) -> None:
+    save_state(service, settings.state_dir, service.wal)
+
+
+FEED_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {"type": "array", "items": dc.MetricRecord.model_json_schema()}
+        }
+    },
+}
 
 
 def _add_routes(app: FastAPI, settings: DaemonSettings, auth: Any) -> None:
     def service() -> InferenceService:
         return app.state.service
 
-    @app.post("/feed", dependencies=[auth])
+    @app.post("/feed", dependencies=[auth], openapi_extra={"requestBody": FEED_BODY})
     async def feed(request: Request) -> Response:
         body = await read_body(request, settings.max_body_bytes)
         try:
-            result = service().feed(body)
+            result = await run_in_threadpool(service().feed, body)
         except FeedRejected as exc:
-            logger.info("feed rejected: %s", exc)
-            return JSONResponse({"status": "rejected", "applied": 0, "detail": exc.errors}, 422)
-        return JSONResponse(result)
+            logger.warning("feed rejected: %s", exc)
+            result = {"status": "rejected", "received": 0, "applied": 0, "rejected": 0}
+            result["errors"] = exc.errors
+        except (OSError, WriteAheadLogError) as exc:  # nothing acknowledged: senders retry
+            logger.error("feed not logged durably, answering 503: %s", exc)
+            return JSONResponse({"detail": f"write-ahead log: {exc}"}, 503)
+        return JSONResponse(result, 422 if result["status"] == "rejected" else 200)
 
     @app.get("/predict", dependencies=[auth])
-    async def predict(
+    def predict(
         servers: str | None = None, trajectory: bool = False, accuracy: bool = False
     ) -> Response:
         names = [s for s in servers.split(",") if s] if servers else None
-        parts = service().predict_parts(names, trajectory, accuracy)
+        parts = views.predict_parts(service(), names, trajectory, accuracy)
         return StreamingResponse(parts, media_type="application/json")
 
-    @app.api_route("/health", methods=["GET", "POST"])
-    async def health() -> dict[str, Any]:
-        return service().health()
+    def health() -> dict[str, Any]:
+        return views.health(service())
+
+    app.add_api_route("/health", health, methods=["GET"])
+    app.add_api_route("/health", health, methods=["POST"], operation_id="health_post")
 
     @app.get("/alerts", dependencies=[auth])
-    async def alerts(min_level: str = "warning") -> dict[str, Any]:
+    def alerts(min_level: str = "warning") -> dict[str, Any]:
         try:
-            return service().alerts(min_level)
+            return views.alerts(service(), min_level)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
 

@@ -1,11 +1,20 @@
 """Per-server rolling buffers at model-step resolution: raw ticks in, 5-minute steps out.
 
 Steps: step = epoch_seconds // step_seconds (training's time_idx). A server's newest step
-(its head) is open; every step before it is closed. A forecast reads the last
-encoder_length closed steps, so each server keeps a ring of encoder_length + 1 steps
-(step s in slot s % ring). Ticks may arrive late, out of order, by up to late_steps steps
-(default 36: 3 hours) behind the server's newest tick; older ones are counted as stale
-and dropped. (History in time order, e.g. a backfill, is never late.)
+(its head) is open until a tick of a later step arrives, or until the wall clock passes
+its end by close_grace_s (a source that sends one record per step is then forecast from
+its newest step, not the one before). Every step before the head is closed. A forecast
+reads the encoder_length closed steps ending at the server's origin (its last closed
+step), so each server keeps a ring of encoder_length + 1 steps (step s in slot s % ring).
+
+Late ticks land in their own step anywhere in the ring (the 24-hour encoder window):
+- within late_steps (default 36: 3 hours) of the server's newest tick, a bitmap of the
+  seconds seen (40 bytes per step) tells a copy from a new tick exactly;
+- further back, a tick is applied when it is later than every tick its step holds (an
+  empty step, or ticks arriving in time order, as a delayed queue or backfill sends
+  them); one that is not cannot be told from a copy and is counted as stale;
+- older than the ring: stale.
+Stale ticks change nothing and are reported (the daemon logs them at warning level).
 
 Aggregation of one server's ticks within one step (data_contract.AGGREGATION):
 - mean: the CPU shares, java_cpu, memory, swap, disk, network rates and load_average are
@@ -16,25 +25,30 @@ Aggregation of one server's ticks within one step (data_contract.AGGREGATION):
   it is now.
 A tick is identified by (server, timestamp to the second). The first copy applied wins;
 later copies are counted as duplicates and change nothing, so retrying a batch is safe.
-Ticks may arrive in any order within the late window: each lands in its own step. (The
-late window bounds the memory of which seconds were seen: 40 bytes per step.)
 
-Gaps: a closed step without ticks is filled as training fills gaps (state 'offline',
-metrics carried forward; see training.dataset), in window_values().
+Readiness: a server is ready once encoder_length closed steps have passed since its
+first tick AND at least min_observed_share of the encoder window's steps hold ticks (a
+host back after two days is not forecast from one observed step). Gaps are filled as
+training fills them, in inference.windows.window_values.
+
+Fleet limit and churn: past max_servers the records of new servers are rejected (named),
+those of known servers still apply; evict() forgets servers from which nothing has been
+received (by receipt time, so a long backfill evicts nothing) for a while.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 import data_contract as dc
-from inference.ingest import STATE_CODES, Batch, FeedRejected
+from inference.ingest import Batch
+from inference.windows import Snapshot
 
 AGGREGATION = dc.AGGREGATION  # the one rule, defined in the data contract
 MEAN, MAX, LAST = dc.MEAN_INDEX, dc.MAX_INDEX, dc.LAST_INDEX
-OFFLINE = STATE_CODES["offline"]
 N_METRICS = len(dc.METRIC_COLUMNS)
 # (array name, its step axis: "ring" / "late" / None, per-step shape, dtype, fill value)
 ARRAYS = (
@@ -49,34 +63,29 @@ ARRAYS = (
     ("cur_sec", None, (), np.int64, -1),
     ("cur_state", None, (), np.int8, 0),
     ("dirty", None, (), np.bool_, False),
+    ("received", None, (), np.int64, -1),  # wall clock (epoch s) of the last tick received
+    ("done", None, (), np.int64, -1),  # origin of the last forecast taken (take_due)
 )
 
 
 @dataclass(frozen=True)
 class Applied:
-    """What one batch did: applied + duplicates + stale == received."""
+    """What one batch did: applied + duplicates + stale + len(rejected) == received;
+    rejected lists {index, field, problem} of records not applied (the fleet limit)."""
 
     received: int
     applied: int
     duplicates: int
     stale: int
     new_servers: int
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """Raw ring contents of B servers' encoder windows (see window_values)."""
-
-    servers: list[str]
-    last_step: np.ndarray  # (B,) the last closed step: the forecast origin
-    agg: np.ndarray  # (B, E, 14)
-    count: np.ndarray  # (B, E)
-    state: np.ndarray  # (B, E)
-    latest: np.ndarray  # (B, 14) each server's latest tick (fills a window without ticks)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
 
 
 class FleetBuffers:
-    """The fleet's step buffers; not thread-safe (the daemon holds a lock around it)."""
+    """The fleet's step buffers; not thread-safe (the daemon holds a lock around it).
+
+    Methods taking now (epoch seconds) close a head step whose end + close_grace_s has
+    passed; now=None closes steps only by later ticks."""
 
     def __init__(
         self,
@@ -84,12 +93,15 @@ class FleetBuffers:
         step_seconds: int = 300,
         max_servers: int = 10_000,
         late_steps: int = 36,
+        close_grace_s: float = 30.0,
+        min_observed_share: float = 0.8,
     ) -> None:
         if step_seconds > 300:
             raise ValueError("step_seconds above 300 does not fit the 300-bit tick map")
         self.encoder_length, self.step_seconds = encoder_length, step_seconds
         self.ring, self.max_servers = encoder_length + 1, max_servers
         self.late = min(late_steps, self.ring)
+        self.close_grace_s, self.min_observed_share = close_grace_s, min_observed_share
         self.names: list[str] = []
         self.index: dict[str, int] = {}
         self.arrays: dict[str, np.ndarray] = {}
@@ -102,7 +114,7 @@ class FleetBuffers:
         """One of ARRAYS for the registered servers (a view)."""
         return self.arrays[name][: len(self.names)]
 
-    # --- growth -----------------------------------------------------------------------
+    # --- growth and churn -------------------------------------------------------------
 
     def shape(self, name: str, servers: int) -> tuple[int, ...]:
         """The shape of array name for this many servers."""
@@ -119,45 +131,76 @@ class FleetBuffers:
         self.arrays = grown
 
     def register(self, names: list[str]) -> tuple[np.ndarray, int]:
-        """Row of each name and how many servers are new; raises FeedRejected, changing
-        nothing, if the new ones would pass max_servers."""
+        """Row of each name (-1 for new servers past max_servers) and how many are new."""
         new = [n for n in dict.fromkeys(names) if n not in self.index]
-        if len(self.names) + len(new) > self.max_servers:
-            first = new[self.max_servers - len(self.names)]
-            problem = f"fleet limit of {self.max_servers} servers reached (max_servers)"
-            error = {"index": names.index(first), "field": "server_name", "problem": problem}
-            raise FeedRejected([error])
+        new = new[: max(self.max_servers - len(self.names), 0)]
         needed, capacity = len(self.names) + len(new), len(self.arrays["head"])
         if needed > capacity:
             self._allocate(len(self.names), max(needed, min(capacity * 2, self.max_servers)))
         for name in new:
             self.index[name] = len(self.names)
             self.names.append(name)
-        rows = np.fromiter((self.index[n] for n in names), dtype=np.int64, count=len(names))
+        get = self.index.get
+        rows = np.fromiter((get(n, -1) for n in names), dtype=np.int64, count=len(names))
         return rows, len(new)
+
+    def evict(self, before: float) -> tuple[np.ndarray, list[str]]:
+        """Forget servers last received before this time (epoch s); returns the old rows
+        of the servers kept, in their new order, and the names forgotten."""
+        n, gone = len(self.names), self.view("received") < before
+        keep = np.flatnonzero(~gone)
+        if not gone.any():
+            return keep, []
+        for name, _, _, _, fill in ARRAYS:
+            array = self.arrays[name]
+            array[: len(keep)] = array[keep]
+            array[len(keep) : n] = fill
+        evicted = [self.names[r] for r in np.flatnonzero(gone).tolist()]
+        self.names = [self.names[r] for r in keep.tolist()]
+        self.index = {name: row for row, name in enumerate(self.names)}
+        return keep, evicted
 
     # --- applying a batch -------------------------------------------------------------
 
-    def apply(self, batch: Batch) -> Applied:
-        """Apply a validated batch; raises FeedRejected (changing nothing) past max_servers."""
+    def apply(self, batch: Batch, received_at: float) -> Applied:
+        """Apply a validated batch received at received_at (epoch s); records of new
+        servers past max_servers are rejected, the others applied."""
         rows, n_new = self.register(batch.names)
+        rejected = _limit_errors(batch, rows < 0, self.max_servers)
+        if rejected:
+            batch, rows = batch.subset(rows >= 0), rows[rows >= 0]
+        self.arrays["received"][rows] = int(received_at)
         steps, secs = np.divmod(batch.seconds, self.step_seconds)
-        a = self.arrays
-        old_head, new_head = a["head"][rows], a["head"].copy()
+        new_head = self.arrays["head"].copy()
         np.maximum.at(new_head, rows, steps)
-        fresh = (steps > old_head - self.late) & (steps > new_head[rows] - self.ring)
-        keep = fresh & self._unseen(rows, steps, secs, old_head)
-        rows, steps, secs = rows[keep], steps[keep], secs[keep]
-        values, states = batch.values[keep], batch.states[keep]
-        np.minimum.at(a["first"], rows, steps)
+        fresh = steps > new_head[rows] - self.ring  # still inside the ring
+        new, unprovable = self._classify(rows, steps, secs, self.arrays["head"][rows])
+        keep = fresh & new
         self._advance(new_head)
+        applied = self._add(rows[keep], steps[keep], secs[keep], batch, keep, received_at)
+        stale = int((~fresh | unprovable).sum())
+        duplicates = len(batch) - applied - stale
+        return Applied(len(batch) + len(rejected), applied, duplicates, stale, n_new, rejected)
+
+    def _add(
+        self,
+        rows: np.ndarray,
+        steps: np.ndarray,
+        secs: np.ndarray,
+        batch: Batch,
+        keep: np.ndarray,
+        received_at: float,
+    ) -> int:
+        """Fold the kept ticks into their steps; returns how many."""
+        if not len(rows):
+            return 0
+        a, values, states = self.arrays, batch.values[keep], batch.states[keep]
+        np.minimum.at(a["first"], rows, steps)
         self._remember(rows, steps, secs)
-        stale, applied = len(batch) - int(fresh.sum()), int(keep.sum())
-        if applied:
-            self._aggregate(rows * self.ring + steps % self.ring, secs, values, states)
-            self._update_current(rows, steps * self.step_seconds + secs, values, states)
-            a["dirty"][rows[steps < a["head"][rows]]] = True
-        return Applied(len(batch), applied, len(batch) - applied - stale, stale, n_new)
+        self._aggregate(rows * self.ring + steps % self.ring, secs, values, states)
+        self._update_current(rows, steps * self.step_seconds + secs, values, states)
+        a["dirty"][rows[steps <= self.origins(received_at, rows)]] = True  # closed steps
+        return len(rows)
 
     def _advance(self, new_head: np.ndarray) -> None:
         """Move heads forward, clearing the ring slots of the steps that become new."""
@@ -172,16 +215,17 @@ class FleetBuffers:
             if axis is not None:
                 a[name][rows, steps % a[name].shape[1]] = fill
         a["head"][moved] = new_head[moved]
-        a["dirty"][moved[old >= 0]] = True
 
     def _seen_words(self, rows: np.ndarray, steps: np.ndarray, secs: np.ndarray) -> tuple:
         words = (rows * self.late + steps % self.late) * 5 + (secs >> 6)
         return words, np.left_shift(np.uint64(1), (secs & 63).astype(np.uint64))
 
-    def _unseen(
+    def _classify(
         self, rows: np.ndarray, steps: np.ndarray, secs: np.ndarray, old_head: np.ndarray
-    ) -> np.ndarray:
-        """Ticks not seen before (checked before the heads move) and first in the batch."""
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(new, unprovable), checked before the heads move. new: ticks not seen before
+        and first in the batch. unprovable: behind the late window and not later than
+        every tick their step holds, so perhaps copies (stale; see the module docstring)."""
         keys = (rows << 34) + steps * self.step_seconds + secs  # (server, epoch second)
         first_copy = np.zeros(len(keys), dtype=bool)
         first_copy[np.unique(keys, return_index=True)[1]] = True
@@ -189,7 +233,10 @@ class FleetBuffers:
         window = (steps <= old_head) & (steps > old_head - self.late)  # slots hold these steps
         seen = np.zeros(len(keys), dtype=bool)
         seen[window] = (self.arrays["seen"].reshape(-1)[words[window]] & bits[window]) != 0
-        return first_copy & ~seen
+        behind = steps <= old_head - self.late
+        newest = self.arrays["last_sec"].reshape(-1)[rows * self.ring + steps % self.ring]
+        unprovable = behind & (secs <= newest)
+        return first_copy & ~seen & ~unprovable, unprovable
 
     def _remember(self, rows: np.ndarray, steps: np.ndarray, secs: np.ndarray) -> None:
         """Mark applied ticks as seen, for the steps the late window still covers."""
@@ -236,32 +283,53 @@ class FleetBuffers:
 
     # --- reading ----------------------------------------------------------------------
 
-    def closed_steps(self) -> np.ndarray:
+    def origins(self, now: float | None = None, rows: np.ndarray | None = None) -> np.ndarray:
+        """The last closed step of each server (or of rows): the forecast origin."""
+        head = self.view("head") if rows is None else self.arrays["head"][rows]
+        if now is None:
+            return np.where(head >= 0, head - 1, -1)
+        closed = (head + 1) * self.step_seconds + self.close_grace_s <= now
+        return np.where(head >= 0, head - 1 + closed, -1)
+
+    def closed_steps(self, now: float | None = None) -> np.ndarray:
         """(N,) closed steps each server holds since its first tick (0 before any)."""
-        head, first = self.view("head"), self.view("first")
-        return np.where(head >= 0, head - np.minimum(first, head), 0)
+        origin, first = self.origins(now), self.view("first")
+        return np.where(origin >= first, origin - first + 1, 0)
 
-    def warmup_progress(self) -> np.ndarray:
+    def observed_share(self, now: float | None = None) -> np.ndarray:
+        """(N,) share of the encoder window's steps (ending at the origin) with ticks."""
+        observed = self.view("count") > 0
+        head, origin = self.view("head"), self.origins(now)
+        outside = np.where(origin == head, head + 1, head) % self.ring  # the slot not in it
+        counted = observed.sum(axis=1) - observed[np.arange(len(head)), outside]
+        return np.where(head >= 0, counted, 0) / self.encoder_length
+
+    def warmup_progress(self, now: float | None = None) -> np.ndarray:
         """(N,) warmup in [0, 1]: closed steps / encoder_length."""
-        return np.minimum(self.closed_steps() / self.encoder_length, 1.0)
+        return np.minimum(self.closed_steps(now) / self.encoder_length, 1.0)
 
-    def ready(self) -> np.ndarray:
-        """(N,) whether a server has a full encoder window of closed steps."""
-        return self.closed_steps() >= self.encoder_length
+    def ready(self, now: float | None = None) -> np.ndarray:
+        """(N,) whether a server has a full encoder window, enough of it observed."""
+        share = self.observed_share(now) >= self.min_observed_share - 1e-9
+        return (self.closed_steps(now) >= self.encoder_length) & share
 
-    def take_dirty(self) -> np.ndarray:
-        """Rows of ready servers whose closed steps changed since the last call; clears them."""
-        rows = np.flatnonzero(self.view("dirty") & self.ready())
+    def take_due(self, now: float | None = None) -> np.ndarray:
+        """Rows of ready servers with a new origin, or changed closed steps, since the last
+        call; remembers them as done."""
+        origin = self.origins(now)
+        due = self.view("dirty") | (origin != self.view("done"))
+        rows = np.flatnonzero(due & self.ready(now))
         self.arrays["dirty"][rows] = False
+        self.arrays["done"][rows] = origin[rows]
         return rows
 
     def mark_dirty(self, rows: np.ndarray | None = None) -> None:
         """Ask for a new forecast of these servers (all when rows is None)."""
         self.view("dirty")[slice(None) if rows is None else rows] = True
 
-    def snapshot(self, rows: np.ndarray) -> Snapshot:
-        """Copies of the encoder windows (the last encoder_length closed steps) of rows."""
-        last = self.arrays["head"][rows] - 1
+    def snapshot(self, rows: np.ndarray, now: float | None = None) -> Snapshot:
+        """Copies of the encoder windows (encoder_length closed steps to the origin) of rows."""
+        last = self.origins(now, rows)
         steps = last[:, None] + np.arange(1 - self.encoder_length, 1)[None, :]
         where = (rows[:, None], steps % self.ring)
         a = self.arrays
@@ -272,34 +340,20 @@ class FleetBuffers:
             count=a["count"][where],
             state=a["state"][where],
             latest=a["cur_values"][rows],
+            latest_sec=a["cur_sec"][rows],
         )
+
+
+def _limit_errors(batch: Batch, over: np.ndarray, limit: int) -> list[dict[str, Any]]:
+    """{index, field, problem} of the records of new servers past the fleet limit."""
+    problem = f"new server past the limit of {limit} servers (TFT_MAX_SERVERS)"
+    return [
+        {"index": int(i), "field": "server_name", "problem": problem}
+        for i in batch.positions()[over].tolist()
+    ]
 
 
 def _groups(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct keys of a sorted array and where each one's run starts."""
     starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
     return sorted_keys[starts], starts
-
-
-def window_values(snapshot: Snapshot) -> tuple[np.ndarray, np.ndarray]:
-    """(B, E, 14) float32 step values and (B, E) int8 state codes of a snapshot.
-
-    Means are divided by their tick counts. Steps without ticks become state 'offline'
-    with the metrics of the last step before them, as training fills gaps; at the window's
-    start, those of the first step after them; in a window without any tick (a server
-    back after a day away), its latest tick's.
-    """
-    values = snapshot.agg.astype(np.float32, copy=True)
-    observed = snapshot.count > 0
-    values[..., MEAN] /= np.maximum(snapshot.count, 1)[..., None]
-    states = np.where(observed, snapshot.state, OFFLINE).astype(np.int8)
-    positions = np.arange(observed.shape[1])[None, :]
-    previous = np.maximum.accumulate(np.where(observed, positions, -1), axis=1)
-    following = np.minimum.accumulate(
-        np.where(observed, positions, observed.shape[1])[:, ::-1], axis=1
-    )[:, ::-1]
-    source = np.where(previous >= 0, previous, np.minimum(following, observed.shape[1] - 1))
-    values = np.take_along_axis(values, source[..., None], axis=1)
-    empty = ~observed.any(axis=1)
-    values[empty] = snapshot.latest[empty][:, None, :]
-    return values, states

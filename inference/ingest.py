@@ -1,4 +1,4 @@
-"""A /feed body -> one validated, columnar Batch, or FeedRejected listing every problem.
+"""A /feed body -> a validated, columnar Batch of its valid records, and every problem.
 
 The contract's pydantic model (data_contract.MetricRecord) is the definition of a valid
 record. Checking 1,000 records with it takes several milliseconds, so valid batches of
@@ -6,8 +6,9 @@ the usual shape go through a vectorised fast path first: JSON numbers of the rig
 in range, known states, non-blank names and strict ISO 8601 timestamps. The fast path
 only ever accepts a subset of what MetricRecord accepts, and produces the same values;
 anything it is unsure about (strings holding numbers, unix timestamps, an invalid
-record...) goes to MetricRecord, which either accepts it or names each problem as
-{index, field, problem}.
+record...) goes to MetricRecord, which accepts it or names each problem as
+{index, field, problem}; the valid records of a body are kept (partial acceptance, as
+OTLP's partial success and Elasticsearch's _bulk do).
 
 Timestamps are resolved to the second (sub-second parts are dropped).
 """
@@ -49,19 +50,34 @@ class FeedRejected(ValueError):
 @dataclass(frozen=True)
 class Batch:
     """n validated records as columns: names (n,), epoch seconds (n,) int64, state codes
-    (n,) int8 (index into VALID_STATES), values (n, 14) float64 in METRIC_COLUMNS order."""
+    (n,) int8 (index into VALID_STATES), values (n, 14) float64 in METRIC_COLUMNS order;
+    index (n,) each record's position in the request body (None: 0..n-1)."""
 
     names: list[str]
     seconds: np.ndarray
     states: np.ndarray
     values: np.ndarray
+    index: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.names)
 
+    def positions(self) -> np.ndarray:
+        """Each record's position in the request body."""
+        return np.arange(len(self)) if self.index is None else self.index
 
-def parse_feed(body: bytes) -> Batch:
-    """Validate a whole /feed body; raise FeedRejected if any record is invalid."""
+    def subset(self, keep: np.ndarray) -> Batch:
+        """The records where keep (a boolean mask) is true, with their body positions."""
+        names = [name for name, k in zip(self.names, keep.tolist(), strict=True) if k]
+        return Batch(
+            names, self.seconds[keep], self.states[keep], self.values[keep], self.positions()[keep]
+        )
+
+
+def parse_records(body: bytes) -> tuple[Batch, list[dict[str, Any]]]:
+    """The valid records of a /feed body and {index, field, problem} for each invalid one.
+
+    Raises FeedRejected only when the body itself is unusable (not a JSON array)."""
     try:
         records = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -71,15 +87,28 @@ def parse_feed(body: bytes) -> Batch:
         problem = f"must be a JSON array of records, got {type(records).__name__}"
         raise FeedRejected([{"index": None, "field": "(body)", "problem": problem}])
     batch = _fast_batch(records)
-    return batch if batch is not None else _checked_batch(body)
-
-
-def _checked_batch(body: bytes) -> Batch:
-    """The exact path: MetricRecord decides, and names every problem."""
+    if batch is not None:
+        return batch, []
     try:
-        parsed = _RECORDS.validate_json(body)
+        return _checked_batch(_RECORDS.validate_json(body)), []
     except ValidationError as exc:
-        raise FeedRejected(dc.describe_validation_errors(exc)) from None
+        errors = dc.describe_validation_errors(exc)
+    bad = {e["index"] for e in errors}
+    good = [i for i in range(len(records)) if i not in bad]
+    valid = _RECORDS.validate_json(orjson.dumps([records[i] for i in good])) if good else []
+    return _checked_batch(valid, np.array(good, dtype=np.int64)), errors
+
+
+def parse_feed(body: bytes) -> Batch:
+    """Validate a whole /feed body; raise FeedRejected if any record is invalid."""
+    batch, errors = parse_records(body)
+    if errors:
+        raise FeedRejected(errors)
+    return batch
+
+
+def _checked_batch(parsed: list[dc.MetricRecord], index: np.ndarray | None = None) -> Batch:
+    """Columns of records MetricRecord has accepted (the exact path)."""
     values = np.array(
         [[getattr(r, c) for c in dc.METRIC_COLUMNS] for r in parsed], dtype=np.float64
     ).reshape(len(parsed), len(dc.METRIC_COLUMNS))
@@ -88,6 +117,7 @@ def _checked_batch(body: bytes) -> Batch:
         seconds=np.array([_epoch(r.timestamp) for r in parsed], dtype=np.int64),
         states=np.array([STATE_CODES[r.state] for r in parsed], dtype=np.int8),
         values=values,
+        index=index,
     )
 
 

@@ -9,7 +9,7 @@ import orjson
 import torch
 
 import data_contract as dc
-from gpu_profiles import setup_gpu
+from gpu_profiles import GPUConfig, setup_gpu
 from inference.forecast import Forecaster, SeasonalNaiveForecaster, TFTForecaster
 from inference.settings import DaemonSettings
 from training.artifact import ArtifactError, LoadedModel, load_artifact
@@ -17,6 +17,10 @@ from training.dataset import ENCODER_LENGTH, HORIZON, STEP_SECONDS, is_time_zone
 from training.model import QUANTILES
 
 logger = logging.getLogger(__name__)
+
+# Windows per model call on CPU: 256 was as fast, with a higher memory peak (README,
+# bench_forecast). The CPU profile's 64 is the training spec's fallback, slower here.
+CPU_FORECAST_BATCH = 128
 
 
 class ModelLoadError(RuntimeError):
@@ -30,7 +34,8 @@ def load_forecaster(
     or with settings.baseline (and allow_baseline) the seasonal naive forecaster."""
     path = path or settings.model
     try:
-        device = setup_gpu().device if torch.cuda.is_available() else "cpu"
+        gpu = setup_gpu() if torch.cuda.is_available() else None
+        device = gpu.device if gpu is not None else "cpu"
         loaded = load_artifact(path, device=str(device))
         check_geometry(loaded)
     except (ArtifactError, OSError) as exc:
@@ -44,7 +49,22 @@ def load_forecaster(
         )
         return SeasonalNaiveForecaster(reason=f"TFT not loaded: {exc}")
     logger.info("loaded TFT model %s on %s", loaded.name, device)
-    return TFTForecaster(loaded, batch_size=settings.forecast_batch_size)
+    return TFTForecaster(loaded, batch_size=forecast_batch_size(settings, gpu))
+
+
+def forecast_batch_size(settings: DaemonSettings, gpu: GPUConfig | None) -> int:
+    """Windows per model call: TFT_FORECAST_BATCH_SIZE when set; else the detected GPU
+    profile's inference batch size (a larger GPU takes a pass in fewer calls); else
+    CPU_FORECAST_BATCH. Logged with the reason, since it sets the pass's memory peak."""
+    configured = settings.forecast_batch_size
+    if configured is not None:
+        size, why = int(configured), "TFT_FORECAST_BATCH_SIZE"
+    elif gpu is not None and gpu.is_cuda:
+        size, why = gpu.get_batch_size("inference"), f"the {gpu.profile.name} GPU profile"
+    else:
+        size, why = CPU_FORECAST_BATCH, "the CPU default; TFT_FORECAST_BATCH_SIZE is not set"
+    logger.info("forecast batch size %d windows per model call (%s)", size, why)
+    return size
 
 
 def check_geometry(loaded: LoadedModel) -> None:

@@ -1,15 +1,26 @@
-"""Saving and restoring the daemon's buffers and forecasts (one .npz, no pickle).
+"""Saving and restoring the daemon's buffers and forecasts (one .npz, no pickle), and
+replaying the write-ahead log (inference/wal.py) of the batches accepted since.
 
 The file holds every buffer array, the server names, the cached trajectories and a JSON
 header (format, ring and step sizes, contract columns and states, the model that made
-the forecasts). It is written to a temporary file, flushed and renamed over the old one,
-so a crash leaves either the old or the new file. On start a file that cannot be read or
-does not fit this daemon is moved aside (``<name>.bad-<time>``) with an error in the log,
-and the daemon starts empty. Forecasts are restored only when the same model serves
-again; otherwise those servers are forecast afresh. The live accuracy scores
-(inference/accuracy.py, arrays ``acc_*``) come back with the forecasts, under the same
-condition; a file without them, or with another accuracy FORMAT (written by an older
-daemon), restores everything else and tracking starts again.
+the forecasts, wal_from). It is written to a uniquely named temporary file (mode 0600),
+fsynced, renamed over the old one and the directory fsynced, so a crash leaves either
+the old or the new file; a lock keeps two saves (the periodic one and the shutdown one)
+from interleaving. With a write-ahead log, the snapshot rotates it under the service
+lock: segments below ``wal_from`` hold only records already in the snapshot, and are
+deleted once it is durable. On start the state file is restored, then the segments
+from ``wal_from`` on (all of them without a usable file) are applied again, so no
+acknowledged record is lost or applied twice.
+
+Format 2 added the buffer arrays ``received`` and ``done``; a format-1 file is migrated
+(``received`` = its saved_at, so that no server is evicted at once). A file with a newer
+format, one that cannot be read, or one that does not fit this daemon is moved aside
+(``<name>.bad-<time>``) with an error in the log, and the daemon starts empty.
+Forecasts are restored only when the same model serves again; otherwise those servers
+are forecast afresh. The live accuracy scores (inference/accuracy.py, arrays ``acc_*``)
+come back with the forecasts, under the same condition; a file without them, or with
+another accuracy FORMAT (written by an older daemon), restores everything else and
+tracking starts again.
 """
 
 from __future__ import annotations
@@ -17,6 +28,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -28,11 +41,14 @@ import data_contract as dc
 from inference import accuracy
 from inference.buffers import ARRAYS, FleetBuffers
 from inference.service import InferenceService
+from inference.wal import WriteAheadLog, fsync_directory
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2
+ADDED_IN_FORMAT_2 = ("received", "done")  # buffer arrays a format-1 file lacks
 STATE_FILE = "daemon_state.npz"
+_SAVING = threading.Lock()  # the worker's periodic save and the shutdown save
 
 
 class StateFileError(ValueError):
@@ -54,9 +70,11 @@ def _header(buffers: FleetBuffers, model: str) -> dict[str, Any]:
     }
 
 
-def collect(service: InferenceService) -> dict[str, np.ndarray]:
-    """Copies of everything to save, taken under the service lock."""
+def collect(service: InferenceService, wal: WriteAheadLog | None = None) -> dict[str, np.ndarray]:
+    """Copies of everything to save, taken under the service lock (with the log rotated
+    there too, so that the snapshot holds exactly the records of segments below wal_from)."""
     with service.lock:
+        wal_from = wal.rotate() if wal is not None else None
         b = service.buffers
         arrays = {f"buf_{name}": b.view(name).copy() for name, *_ in ARRAYS}
         rows = np.array(sorted(service.cache), dtype=np.int64)
@@ -77,24 +95,50 @@ def collect(service: InferenceService) -> dict[str, np.ndarray]:
                 served[i] = forecast.served
         arrays["cache_served"] = served
         header = _header(b, service.forecaster.info["name"])
+        header["wal_from"] = wal_from
         scores = service.accuracy.state(len(b))
         arrays.update({f"acc_{name}": values for name, values in scores.items()})
     arrays["header"] = np.array(json.dumps(header))
     return arrays
 
 
-def save_state(service: InferenceService, directory: Path) -> Path:
-    """Write the state atomically to directory/STATE_FILE."""
-    directory.mkdir(parents=True, exist_ok=True)
-    arrays = collect(service)
-    target, tmp = directory / STATE_FILE, directory / f".{STATE_FILE}.tmp"
-    with open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, target)
+def save_state(
+    service: InferenceService, directory: Path, wal: WriteAheadLog | None = None
+) -> Path:
+    """Write the state durably to directory/STATE_FILE (one save at a time), then delete
+    the log segments it holds."""
+    with _SAVING:
+        directory.mkdir(parents=True, exist_ok=True)
+        arrays = collect(service, wal)
+        target = directory / STATE_FILE
+        _write_durably(arrays, directory, target)
+        if wal is not None:
+            wal.truncate(json.loads(str(arrays["header"]))["wal_from"])
     logger.info("saved state of %d servers to %s", len(arrays["names"]), target)
     return target
+
+
+def _write_durably(arrays: dict[str, np.ndarray], directory: Path, target: Path) -> None:
+    """A unique temporary file (mode 0600), fsynced, renamed over target, the directory
+    fsynced: after a crash there is the old file or the new one, never a mix."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{STATE_FILE}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, allow_pickle=False, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_directory(directory)
+
+
+def _remove_temporaries(directory: Path) -> None:
+    """Temporary files of saves cut short by a crash (no save runs before the restore)."""
+    for tmp in directory.glob(f".{STATE_FILE}.*.tmp"):
+        tmp.unlink(missing_ok=True)
+        logger.info("removed %s, left by a save that did not finish", tmp)
 
 
 def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -141,19 +185,70 @@ def _check(header: dict[str, Any], arrays: dict[str, np.ndarray], buffers: Fleet
                 raise StateFileError(f"array acc_{name} is missing or has the wrong shape or type")
 
 
-def restore_state(service: InferenceService, directory: Path) -> bool:
-    """Load directory/STATE_FILE into a fresh service; False (file moved aside) if unusable."""
-    path = directory / STATE_FILE
+def restore_state(
+    service: InferenceService, directory: Path, wal: WriteAheadLog | None = None
+) -> bool:
+    """Load directory/STATE_FILE into a fresh service, then apply the log's batches that
+    the file does not hold (all of them without a usable file); False if there was
+    nothing (an unusable file is moved aside)."""
+    _remove_temporaries(directory)
+    header = _restore_file(service, directory / STATE_FILE)
+    replayed = 0
+    if wal is not None:
+        replayed = replay_log(service, wal, (header or {}).get("wal_from") or 0)
+    return header is not None or replayed > 0
+
+
+def _restore_file(service: InferenceService, path: Path) -> dict[str, Any] | None:
+    """The restored file's header; None without a usable file."""
     if not path.exists():
-        return False
+        return None
     try:
         header, arrays = _read(path)
+        migrated = _migrate(header, arrays, service.buffers)
         _check(header, arrays, service.buffers)
     except StateFileError as exc:
         aside = path.with_name(f"{path.name}.bad-{time.strftime('%Y%m%d_%H%M%S')}")
         os.replace(path, aside)
         logger.error("state file %s %s; moved it to %s and starting empty", path, exc, aside)
-        return False
+        return None
+    if migrated:
+        logger.info("migrated state file from format 1 to %d", FORMAT)
+    same_model = _load(service, header, arrays)
+    logger.info(
+        "restored %d servers from %s (saved %s)%s",
+        len(service.buffers),
+        path,
+        time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(header["saved_at"])),
+        "" if same_model else f"; forecasts of model {header['model']} dropped",
+    )
+    return header
+
+
+def _migrate(header: dict[str, Any], arrays: dict[str, np.ndarray], buffers: FleetBuffers) -> bool:
+    """Bring a format-1 file up to FORMAT (in place); whether it was one."""
+    found = header.get("format")
+    if isinstance(found, int) and found > FORMAT:
+        raise StateFileError(
+            f"has format {found}, but this daemon reads formats up to {FORMAT}: a newer "
+            "daemon wrote it (run that version again, or start empty)"
+        )
+    if found != 1:
+        return False  # FORMAT, or a format _check rejects
+    saved_at = header.get("saved_at")
+    if not isinstance(saved_at, (int, float)):
+        raise StateFileError("has format 1 but no saved_at in its header")
+    n = len(arrays.get("names", []))
+    for name, _, _, dtype, fill in ARRAYS:
+        if name in ADDED_IN_FORMAT_2 and f"buf_{name}" not in arrays:
+            value = int(saved_at) if name == "received" else fill  # not evicted at once
+            arrays[f"buf_{name}"] = np.full(buffers.shape(name, n), value, dtype=dtype)
+    header["format"] = FORMAT
+    return True
+
+
+def _load(service: InferenceService, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bool:
+    """Buffers, and the forecasts if the same model serves; whether it does."""
     with service.lock:
         _load_buffers(service.buffers, arrays)
         same_model = header["model"] == service.forecaster.info["name"]
@@ -168,14 +263,24 @@ def restore_state(service: InferenceService, directory: Path) -> bool:
             _load_accuracy(service, header, arrays)
         else:
             service.buffers.mark_dirty()
-    logger.info(
-        "restored %d servers from %s (saved %s)%s",
-        len(service.buffers),
-        path,
-        time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(header["saved_at"])),
-        "" if same_model else f"; forecasts of model {header['model']} dropped",
-    )
-    return True
+    return same_model
+
+
+def replay_log(service: InferenceService, wal: WriteAheadLog, start: int) -> int:
+    """Apply the batches of segments start and later again (they were accepted before, so
+    nothing is checked); how many batches."""
+    records = batches = dropped = 0
+    for batch, received_at in wal.replay(start):
+        with service.lock:
+            dropped += len(service.buffers.apply(batch, received_at).rejected)
+        records, batches = records + len(batch), batches + 1
+    if batches:
+        with service.lock:
+            service.buffers.mark_dirty()
+    logger.info("replayed %d records in %d batches from the write-ahead log", records, batches)
+    if dropped:  # max_servers was lowered since they were accepted
+        logger.warning("write-ahead log: %d records were past the fleet limit", dropped)
+    return batches
 
 
 def _load_accuracy(

@@ -2,20 +2,26 @@
 
 A server's entry in /predict:
     current, state, last_seen     its latest tick (live, from the buffers)
-    warmup {ready, progress}      progress in percent of the 288-step encoder window
-    forecast_status               "ok", "pending" (ready, first forecast not made yet) or
-                                  "warming_up"
+    warmup {ready, progress,      progress in percent of the 288-step encoder window;
+            observed}             observed: percent of the window's steps with ticks
+                                  (ready needs TFT_MIN_OBSERVED_SHARE of them)
+    forecast_status               "ok", "pending" (ready, first forecast not made yet),
+                                  "warming_up", or "stale": nothing newer than
+                                  TFT_SILENT_AFTER_S has arrived (the forecast, if any,
+                                  is the last one made)
     forecast_origin               start of the last closed step the forecast starts after;
                                   horizon h is the step starting h x 5 min later
     predictions_30m / _1h / _8h   p50 of every metric at steps 6 / 12 / 96
     quantiles {30m, 1h, 8h}       {p10, p50, p90} of every metric at those steps
     served_by                     only where TFT_SERVE_BETTER_METHOD replaced metrics with a
                                   baseline: {metric: "last_value" / "seasonal_naive"}
-    risk_score, risk_level, risk_factors   see risk.py (computed with the forecast)
     forecast_made_at              when the forecast pass ran
+    risk_score, risk_level, risk_factors   see risk.py: the forecast's steps and the
+                                  latest tick's values (scored again as ticks arrive)
     trajectory                    only with ?trajectory=true: every step's p10/p50/p90
     accuracy                      only with ?accuracy=true: see accuracy_fields
-Everything after forecast_origin is computed once per forecast and cached as JSON bytes.
+The forecast's fields are computed once per forecast and cached as JSON bytes; the risk
+fields once per scoring.
 """
 
 from __future__ import annotations
@@ -58,15 +64,11 @@ def forecast_fields(
     origin_step: int,
     step_seconds: int,
     horizons: list,
-    assessment: Assessment,
     served: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The cached part of a server's entry; horizons is one server's horizon_values(),
     served (14,) the ACCURACY_METHODS index that produced each metric (None: the model)."""
-    fields: dict[str, Any] = {
-        "forecast_status": "ok",
-        "forecast_origin": iso(origin_step * step_seconds),
-    }
+    fields: dict[str, Any] = {"forecast_origin": iso(origin_step * step_seconds)}
     named = {
         label: [dict(zip(dc.METRIC_COLUMNS, values, strict=True)) for values in by_quantile]
         for label, by_quantile in zip(HORIZONS, horizons, strict=True)
@@ -83,10 +85,18 @@ def forecast_fields(
             for metric, code in zip(dc.METRIC_COLUMNS, served.tolist(), strict=True)
             if code
         }
-    fields["risk_score"] = assessment.score
-    fields["risk_level"] = assessment.level
-    fields["risk_factors"] = assessment.factors
     return fields
+
+
+def risk_fields(assessment: Assessment) -> bytes:
+    """The risk part of a server's entry, as a JSON object."""
+    return orjson.dumps(
+        {
+            "risk_score": assessment.score,
+            "risk_level": assessment.level,
+            "risk_factors": assessment.factors,
+        }
+    )
 
 
 def trajectory_fields(origin_step: int, step_seconds: int, trajectory: np.ndarray) -> bytes:
@@ -110,23 +120,29 @@ def live_fields(
     values: np.ndarray,
     states: np.ndarray,
     seen: np.ndarray,
-    progress: np.ndarray,
-    ready: np.ndarray,
+    warmup: tuple[np.ndarray, np.ndarray, np.ndarray],
+    status: list[str],
 ) -> list[dict[str, Any]]:
-    """The per-request part of B servers' entries (latest tick and warmup), vectorised:
-    values (B, 14), states (B,) codes, seen (B,) epoch seconds, progress (B,) in [0, 1]."""
+    """The per-request part of B servers' entries, vectorised: values (B, 14) and states
+    (B,) codes of the latest ticks, seen (B,) their epoch seconds, warmup (ready,
+    progress, observed share) (B,) each, shares in [0, 1], and each forecast_status."""
     rounded = np.round(values.astype(np.float64), DECIMALS).tolist()
+    ready, progress, observed = warmup
     percent = np.round(100.0 * np.asarray(progress, dtype=np.float64), 1).tolist()
+    share = np.round(100.0 * np.asarray(observed, dtype=np.float64), 1).tolist()
+    stamps = iso_many(seen)
+    rows = zip(
+        rounded, states.tolist(), stamps, ready.tolist(), percent, share, status, strict=True
+    )
     return [
         {
             "current": dict(zip(dc.METRIC_COLUMNS, current, strict=True)),
             "state": dc.VALID_STATES[state],
             "last_seen": stamp,
-            "warmup": {"ready": is_ready, "progress": pct},
+            "warmup": {"ready": is_ready, "progress": pct, "observed": seen_pct},
+            "forecast_status": status,
         }
-        for current, state, stamp, pct, is_ready in zip(
-            rounded, states.tolist(), iso_many(seen), percent, ready.tolist(), strict=True
-        )
+        for current, state, stamp, is_ready, pct, seen_pct, status in rows
     ]
 
 
@@ -163,14 +179,14 @@ def _metrics_list(values: list) -> dict[str, Any]:
     return dict(zip(dc.METRIC_COLUMNS, values, strict=True))
 
 
-def server_entry(live: dict[str, Any], cached: bytes | None, extra: bytes = b"") -> bytes:
-    """One server's JSON object: the live fields, then the cached forecast fields, then
-    extra (',"key":value' pairs)."""
+def server_entry(live: dict[str, Any], cached: tuple[bytes, bytes] | None, extra: bytes) -> bytes:
+    """One server's JSON object: the live fields, then the cached forecast and risk
+    objects' fields, then extra (',"key":value' pairs)."""
     if cached is None:
-        status = "pending" if live["warmup"]["ready"] else "warming_up"
-        live = {**live, "forecast_status": status, "risk_score": None, "risk_level": None}
+        live = {**live, "risk_score": None, "risk_level": None}
         return orjson.dumps(live)[:-1] + extra + b"}"
-    return orjson.dumps(live)[:-1] + b"," + cached[1:-1] + extra + b"}"
+    fields, risk = cached
+    return orjson.dumps(live)[:-1] + b"," + fields[1:-1] + b"," + risk[1:-1] + extra + b"}"
 
 
 def predict_body(

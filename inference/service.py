@@ -1,10 +1,12 @@
 """The daemon's state and work, without HTTP: feeding, the forecast pass, what to serve.
 
 One lock guards the buffers and the cache. /feed applies a batch under it (milliseconds);
-the background thread (ForecastWorker) takes the windows of ready servers whose closed
-steps changed, releases the lock while the model runs, and stores the results under it.
-/predict only reads the cache, so a request never waits for the model. Each pass also
-scores the served TFT's earlier forecasts whose truth has arrived (inference/accuracy.py).
+the background thread (ForecastWorker) takes the windows of ready servers whose origin
+or closed steps changed, releases the lock while the model runs, and stores the results
+under it. /predict only reads the cache (inference/views.py), so a request never waits
+for the model. Each pass also scores the served TFT's earlier forecasts whose truth has
+arrived (inference/accuracy.py). Between passes, housekeeping() scores the risk again
+from each server's latest tick and forgets servers silent for TFT_EVICT_AFTER_S.
 """
 
 from __future__ import annotations
@@ -12,47 +14,55 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 
 import risk
 from inference.accuracy import AccuracyTracker, substitute
-from inference.buffers import FleetBuffers, Snapshot, window_values
+from inference.buffers import FleetBuffers
+from inference.feed import FeedStats, feed_result, log_feed, within_skew
 from inference.forecast import Forecaster
-from inference.ingest import parse_feed
-from inference.predictions import (
-    accuracy_fields,
-    forecast_fields,
-    horizon_values,
-    iso,
-    live_fields,
-    predict_body,
-    server_entry,
-    trajectory_fields,
-)
+from inference.ingest import parse_records
+from inference.predictions import forecast_fields, horizon_values, iso, risk_fields
+from inference.windows import Snapshot, window_values
+
+if TYPE_CHECKING:
+    from inference.wal import WriteAheadLog
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class Forecast:
-    """A server's cached forecast: trajectory (H, 14, 3), its risk and its JSON.
+    """A server's cached forecast: trajectory (H, 14, 3), its JSON, and its risk.
 
     The trajectory is kept as float16 (3 significant digits, 8 KB instead of 16 KB per
-    server) for ?trajectory=true and the state file; the JSON fields and the risk are
-    computed from the model's float32 output before that."""
+    server) for ?trajectory=true, the state file and scoring the risk again; the JSON
+    fields are computed from the model's float32 output before that. The risk (and
+    risk_json) is scored from the latest tick at scored_sec; since: when the risk level
+    last changed."""
 
     origin: int
     trajectory: np.ndarray
-    assessment: risk.Assessment
     made_at: float
     fields: bytes
+    assessment: risk.Assessment
+    risk_json: bytes
+    scored_sec: int
+    since: float
     trajectory_json: bytes | None = None
     served: np.ndarray | None = None  # (14,) who made each metric: 0 the model, see accuracy
+
+    def rescored(self, assessment: risk.Assessment, scored_sec: int, now: float) -> None:
+        """Take a new risk scoring (the level's since moves only when the level changes)."""
+        if assessment.level != self.assessment.level:
+            self.since = now
+        self.assessment, self.scored_sec = assessment, scored_sec
+        self.risk_json = risk_fields(assessment)
 
 
 @dataclass
@@ -83,8 +93,14 @@ class InferenceService:
     cache: dict[int, Forecast] = field(default_factory=dict)
     chunk_size: int = 512  # servers per model call group in a pass
     stats: PassStats = field(default_factory=PassStats)
+    feed_stats: FeedStats = field(default_factory=FeedStats)
     accuracy: AccuracyTracker = field(default_factory=AccuracyTracker)
     serve_better: bool = False  # per metric, serve a baseline that beat the TFT (a day)
+    max_clock_skew_s: float = 300.0  # ticks later than now + this are rejected; 0: off
+    silent_after_s: float = 900.0  # newest tick older than this: stale, "silent" alert
+    evict_after_s: float = 86_400.0  # nothing received for this long: forgotten
+    wal: WriteAheadLog | None = None  # accepted batches, replayed after a crash
+    clock: Callable[[], float] = time.time
     started_at: float = field(default_factory=time.time)
     lock: threading.RLock = field(default_factory=threading.RLock)
     wake: threading.Event = field(default_factory=threading.Event)
@@ -92,42 +108,44 @@ class InferenceService:
     # --- /feed ------------------------------------------------------------------------
 
     def feed(self, body: bytes) -> dict[str, Any]:
-        """Validate and apply a whole batch (FeedRejected: nothing applied)."""
-        batch = parse_feed(body)
+        """Apply the valid records of a body (FeedRejected: the body is not an array).
+        status "ok", "partial" (some rejected) or "rejected" (none applied: HTTP 422)."""
+        batch, errors = parse_records(body)
+        now = self.clock()
+        batch, ahead = within_skew(batch, now, self.max_clock_skew_s)
         with self.lock:
-            applied = self.buffers.apply(batch)
-            progress = self.fleet_progress()
-            servers = len(self.buffers)
+            seq = self.wal.append(batch, now) if self.wal is not None and len(batch) else None
+            applied = self.buffers.apply(batch, now)
+            servers, progress = len(self.buffers), self.fleet_progress(now)
+        if seq is not None:
+            self.wal.wait_durable(seq)
         self.wake.set()
-        logger.debug("feed: %s", applied)
-        return {
-            "status": "ok",
-            "received": applied.received,
-            "applied": applied.applied,
-            "duplicates": applied.duplicates,
-            "stale": applied.stale,
-            "new_servers": applied.new_servers,
-            "servers": servers,
-            "warmup_progress": progress,
-        }
+        result = feed_result(applied, errors + ahead)
+        result |= {"new_servers": applied.new_servers, "servers": servers}
+        result["warmup_progress"] = progress
+        with self.lock:
+            self.feed_stats.add(result)
+        log_feed(result)
+        return result
 
-    def fleet_progress(self) -> float:
+    def fleet_progress(self, now: float | None = None) -> float:
         """The fleet's mean warmup, in percent (0 with no servers)."""
-        progress = self.buffers.warmup_progress()
+        progress = self.buffers.warmup_progress(now)
         return round(100.0 * float(progress.mean()), 1) if len(progress) else 0.0
 
     # --- the forecast pass ------------------------------------------------------------
 
     def run_pass(self) -> int:
-        """Forecast every ready server whose closed steps changed, chunk_size servers at a
-        time (bounded memory); returns how many. A failure is recorded and re-raised, and
-        the servers not done are forecast again at the next pass."""
+        """Forecast every ready server whose origin or closed steps changed, chunk_size
+        servers at a time (bounded memory); returns how many. A failure is recorded and
+        re-raised, and the servers not done are forecast again at the next pass."""
+        now = self.clock()
         with self.lock:
-            rows, forecaster = self.buffers.take_dirty(), self.forecaster
+            rows, forecaster = self.buffers.take_due(now), self.forecaster
         started, done = time.perf_counter(), 0
         try:
             for done in range(0, len(rows), self.chunk_size):
-                self._forecast_chunk(rows[done : done + self.chunk_size], forecaster)
+                self._forecast_chunk(rows[done : done + self.chunk_size], forecaster, now)
         except Exception as exc:
             with self.lock:
                 self.buffers.mark_dirty(rows[done:])
@@ -142,18 +160,17 @@ class InferenceService:
                 self.stats.finished_at = time.time()
         return len(rows)
 
-    def _forecast_chunk(self, rows: np.ndarray, forecaster: Forecaster) -> None:
+    def _forecast_chunk(self, rows: np.ndarray, forecaster: Forecaster, now: float) -> None:
         with self.lock:
-            snapshot = self.buffers.snapshot(rows)
+            snapshot = self.buffers.snapshot(rows, now)
         values, states = window_values(snapshot)
         trajectory = forecaster.forecast(values, states, snapshot.servers, snapshot.last_step)
         self.track_accuracy(rows, snapshot, values, trajectory, forecaster)
         served = self._better_methods(rows, forecaster)
         if served is not None:
             trajectory = substitute(trajectory, values, served)
-        cores = np.array([self._cores(s) for s in snapshot.servers])
-        assessments = risk.assess(values[:, -1], trajectory, cores)
-        self._store(rows, snapshot.last_step, trajectory, assessments, forecaster, served=served)
+        assessments = risk.assess(snapshot.latest, trajectory, self._cores(snapshot.servers))
+        self._store(rows, snapshot, trajectory, assessments, forecaster, served=served)
 
     def _better_methods(self, rows: np.ndarray, forecaster: Forecaster) -> np.ndarray | None:
         """With serve_better, which method to serve per row and metric (None: the model's)."""
@@ -186,7 +203,7 @@ class InferenceService:
     def _store(
         self,
         rows: np.ndarray,
-        origins: np.ndarray,
+        snapshot: Snapshot,
         trajectory: np.ndarray,
         assessments: list[risk.Assessment],
         forecaster: Forecaster,
@@ -195,23 +212,35 @@ class InferenceService:
     ) -> None:
         now, step = time.time(), self.buffers.step_seconds
         made = np.full(len(rows), now) if made_at is None else made_at
-        entries, horizons = {}, horizon_values(trajectory)
+        horizons, origins = horizon_values(trajectory), snapshot.last_step.tolist()
         compact = np.clip(trajectory, 0, np.finfo(np.float16).max).astype(np.float16)
+        entries = {}
         for i, row in enumerate(rows.tolist()):
             by = None if served is None else served[i]
-            fields = forecast_fields(int(origins[i]), step, horizons[i], assessments[i], by)
+            fields = forecast_fields(origins[i], step, horizons[i], by)
             fields["forecast_made_at"] = iso(made[i])
             entries[row] = Forecast(
-                int(origins[i]),
-                compact[i],
-                assessments[i],
-                float(made[i]),
-                orjson.dumps(fields),
+                origin=origins[i],
+                trajectory=compact[i],
+                made_at=float(made[i]),
+                fields=orjson.dumps(fields),
+                assessment=assessments[i],
+                risk_json=risk_fields(assessments[i]),
+                scored_sec=int(snapshot.latest_sec[i]),
+                since=now,
                 served=by,
             )
         with self.lock:
             if forecaster is self.forecaster:  # else swapped while running: discard
+                self._keep_since(entries)
                 self.cache.update(entries)
+
+    def _keep_since(self, entries: dict[int, Forecast]) -> None:
+        """A new forecast at the same risk level keeps the level's since."""
+        for row, entry in entries.items():
+            old = self.cache.get(row)
+            if old is not None and old.assessment.level == entry.assessment.level:
+                entry.since = old.since
 
     def restore_forecasts(
         self,
@@ -221,16 +250,16 @@ class InferenceService:
         made_at: np.ndarray,
         served: np.ndarray | None = None,
     ) -> None:
-        """Cache saved forecasts again (their risk is recomputed from the buffers)."""
+        """Cache saved forecasts again (their risk is scored again from the buffers)."""
         with self.lock:
-            values, _ = window_values(self.buffers.snapshot(rows))
-            cores = np.array([self._cores(self.buffers.names[r]) for r in rows.tolist()])
-            assessments = risk.assess(values[:, -1], trajectory, cores)
+            snapshot = self.buffers.snapshot(rows)
+            snapshot.last_step[:] = origins
+            assessments = risk.assess(snapshot.latest, trajectory, self._cores(snapshot.servers))
             forecaster = self.forecaster
-            self._store(rows, origins, trajectory, assessments, forecaster, made_at, served)
+            self._store(rows, snapshot, trajectory, assessments, forecaster, made_at, served)
 
-    def _cores(self, server: str) -> float:
-        return self.cores.get(server, self.default_cores)
+    def _cores(self, servers: list[str]) -> np.ndarray:
+        return np.array([self.cores.get(s, self.default_cores) for s in servers])
 
     def swap_forecaster(self, forecaster: Forecaster) -> None:
         """Serve a new model: forget the old model's forecasts and forecast everyone again."""
@@ -241,96 +270,55 @@ class InferenceService:
             self.buffers.mark_dirty()
         self.wake.set()
 
-    # --- reading ----------------------------------------------------------------------
+    # --- between passes ---------------------------------------------------------------
 
-    def predict(
-        self, servers: list[str] | None = None, trajectory: bool = False, accuracy: bool = False
-    ) -> bytes:
-        """The /predict body (all servers, or those named that exist)."""
-        return b"".join(self.predict_parts(servers, trajectory, accuracy))
+    def housekeeping(self) -> None:
+        """Score the risk again where a tick arrived since; forget long-silent servers.
+        Runs in the worker thread, between passes (eviction renumbers rows)."""
+        self.rescore()
+        self.evict()
 
-    def predict_parts(
-        self, servers: list[str] | None = None, trajectory: bool = False, accuracy: bool = False
-    ) -> Iterator[bytes]:
-        """The /predict body in parts (entries taken under the lock, joined lazily)."""
+    def rescore(self) -> int:
+        """Score the risk of cached forecasts again from each server's latest tick, where
+        one arrived since the last scoring; returns how many."""
         with self.lock:
-            b, a = self.buffers, self.buffers.arrays
-            if servers:
-                rows = np.array([b.index[s] for s in servers if s in b.index], dtype=np.int64)
-            else:
-                rows = np.arange(len(b))
-            live = live_fields(
-                a["cur_values"][rows],
-                a["cur_state"][rows],
-                a["cur_sec"][rows],
-                b.warmup_progress()[rows],
-                b.ready()[rows],
-            )
-            scores = self._accuracy_blocks(rows) if accuracy else None
-            entries = {
-                b.names[row]: self._entry(row, fields, trajectory, scores[i] if scores else b"")
-                for i, (row, fields) in enumerate(zip(rows.tolist(), live, strict=True))
-            }
-            meta = self._meta()
-            if servers:
-                meta["not_found"] = [s for s in servers if s not in b.index]
-        return predict_body(entries, meta)
-
-    def _accuracy_blocks(self, rows: np.ndarray, per_part: int = 500) -> list[bytes]:
-        """?accuracy=true blocks of rows, in parts (bounded temporaries at 10,000 servers)."""
-        blocks: list[bytes] = []
-        for start in range(0, len(rows), per_part):
-            blocks += accuracy_fields(*self.accuracy.report(rows[start : start + per_part]))
-        return blocks
-
-    def _entry(self, row: int, live: dict[str, Any], trajectory: bool, scores: bytes) -> bytes:
-        cached = self.cache.get(row)
-        if cached is None:
-            return server_entry(live, None, scores)
-        extra = b""
-        if trajectory:
-            if cached.trajectory_json is None:
-                step = self.buffers.step_seconds
-                cached.trajectory_json = trajectory_fields(cached.origin, step, cached.trajectory)
-            extra = cached.trajectory_json
-        return server_entry(live, cached.fields, extra + scores)
-
-    def _meta(self) -> dict[str, Any]:
-        return {
-            "timestamp": iso(time.time()),
-            "model": {**self.forecaster.info, "last_pass": self.stats.as_dict()},
-            "fleet": self.fleet_summary(),
-        }
-
-    def fleet_summary(self) -> dict[str, Any]:
-        ready = self.buffers.ready()
-        return {
-            "servers": len(self.buffers),
-            "ready": int(ready.sum()),
-            "forecasts": len(self.cache),
-            "warmup_progress": self.fleet_progress(),
-        }
-
-    def alerts(self, min_level: str = "warning") -> dict[str, Any]:
+            rows = np.array(sorted(self.cache), dtype=np.int64)
+            scored = np.array([self.cache[r].scored_sec for r in rows.tolist()], dtype=np.int64)
+            rows = rows[self.buffers.arrays["cur_sec"][rows] != scored]
+            forecasts = [self.cache[r] for r in rows.tolist()]
+            current = self.buffers.arrays["cur_values"][rows]
+            seconds = self.buffers.arrays["cur_sec"][rows].tolist()
+            cores = self._cores([self.buffers.names[r] for r in rows.tolist()])
+        if not forecasts:
+            return 0
+        trajectories = np.stack([f.trajectory for f in forecasts]).astype(np.float32)
+        assessments, now = risk.assess(current, trajectories, cores), self.clock()
         with self.lock:
-            names = self.buffers.names
-            assessments = {names[row]: f.assessment for row, f in self.cache.items()}
-            meta = self._meta()
-        return {"alerts": risk.alerts(assessments, min_level), **meta}
+            for row, forecast, assessment, sec in zip(
+                rows.tolist(), forecasts, assessments, seconds, strict=True
+            ):
+                if self.cache.get(row) is forecast:
+                    forecast.rescored(assessment, sec, now)
+        return len(forecasts)
 
-    def health(self) -> dict[str, Any]:
+    def evict(self) -> list[str]:
+        """Forget servers from which nothing was received for evict_after_s."""
         with self.lock:
-            fleet = self.fleet_summary()
-            fleet["ticks_held"] = int(self.buffers.view("count").sum())
-            info, stats = self.forecaster.info, self.stats.as_dict()
-            accuracy = self.accuracy.summary(len(self.buffers), self.tracks_accuracy())
-        degraded = info["kind"] != "tft" or stats["error"] is not None
-        return {
-            "status": "degraded" if degraded else "ok",
-            "model_loaded": info["kind"] == "tft",
-            "model": {"kind": info["kind"], "name": info["name"]},
-            **fleet,
-            "last_pass": stats,
-            "accuracy": accuracy,
-            "uptime_s": round(time.time() - self.started_at, 1),
-        }
+            keep, evicted = self.buffers.evict(self.clock() - self.evict_after_s)
+            if not evicted:
+                return []
+            renumbered = {int(old): new for new, old in enumerate(keep.tolist())}
+            self.cache = {renumbered[r]: f for r, f in self.cache.items() if r in renumbered}
+            self.accuracy.keep(keep, len(keep) + len(evicted))
+            self.feed_stats.evicted_servers += len(evicted)
+        logger.info(
+            "forgot %d server(s) silent for %.0f s (TFT_EVICT_AFTER_S), e.g. %s",
+            len(evicted),
+            self.evict_after_s,
+            ", ".join(evicted[:5]),
+        )
+        return evicted
+
+    def silent(self, rows: np.ndarray, now: float) -> np.ndarray:
+        """Whether each row's newest tick is older than now - silent_after_s."""
+        return self.buffers.arrays["cur_sec"][rows] < now - self.silent_after_s

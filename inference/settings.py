@@ -24,8 +24,16 @@ class DaemonSettings(BaseSettings):
     state_dir: Path | None = Path("state")  # buffers + forecasts; None: no persistence
     save_interval_s: float = Field(60.0, gt=0)
     max_body_bytes: int = Field(16 * 1024 * 1024, gt=0)  # larger /feed bodies get 413
-    max_servers: int = Field(10_000, gt=0)  # servers tracked; more are rejected (422)
-    forecast_batch_size: int = Field(128, gt=0)  # 256 is as fast, with a higher peak
+    max_servers: int = Field(10_000, gt=0)  # servers tracked; new ones past it are rejected
+    max_clock_skew_s: float = Field(300.0, ge=0)  # ticks dated past now + this: rejected
+    close_grace_s: float = Field(30.0, ge=0)  # the wall clock closes a step this long after
+    min_observed_share: float = Field(0.8, ge=0, le=1)  # of the window's steps, to be ready
+    silent_after_s: float = Field(900.0, gt=0)  # no newer tick: forecast stale, "silent" alert
+    evict_after_s: float = Field(86_400.0, gt=0)  # nothing received this long: forgotten
+    wal: bool = True  # log accepted batches in state_dir/wal, replayed after a crash
+    keepalive_s: float = Field(15.0, gt=0)  # idle HTTP keep-alive (clients must use less)
+    docs: bool = False  # serve /docs and /openapi.json (behind the key)
+    forecast_batch_size: int | None = Field(None, gt=0)  # None: the GPU profile's, CPU 128
     torch_threads: int = Field(0, ge=0)  # 0: torch's default (one per core)
     forecast_worker: bool = True  # run forecast passes in the background (tests: False)
     coalesce_s: float = Field(1.0, ge=0)  # wait after a step closes, to batch servers

@@ -23,6 +23,18 @@ ROOT = Path(__file__).resolve().parents[1]
 KEY = "test-key-0123456789abcdef"
 AUTH = {"X-API-Key": KEY}
 T0 = 1_750_000_200  # a 5-minute step boundary (2025-06-15T15:10:00Z)
+NOW = T0 + 289 * 300 + 10  # just after a history of 289 steps from T0 (its last step open)
+
+
+class Clock:
+    """A settable wall clock for the daemon (create_app(clock=...), InferenceService),
+    so that clock-skew checks, steps closed by the clock and silence are deterministic."""
+
+    def __init__(self, now: float = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def make_record(server: str, seconds: int, **overrides: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@ with the fast labelled baseline as the forecaster; reloading loads the real TFT.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,11 @@ import pytest
 from fastapi import FastAPI
 
 import data_contract as dc
+from inference import views
 from inference.app import create_app
 from inference.forecast import SeasonalNaiveForecaster
 from inference.settings import DaemonSettings
-from tests.daemon_helpers import AUTH, KEY, T0, make_record, running, steps_body
+from tests.daemon_helpers import AUTH, KEY, NOW, T0, Clock, make_record, running, steps_body
 
 pytestmark = pytest.mark.anyio
 MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -38,8 +40,9 @@ def settings(**changes: Any) -> DaemonSettings:
     return DaemonSettings(_env_file=None, **{**base, **changes})
 
 
-def app_with(forecaster: Any = None, **changes: Any) -> FastAPI:
-    return create_app(settings(**changes), model=forecaster or SeasonalNaiveForecaster())
+def app_with(forecaster: Any = None, clock: Clock | None = None, **changes: Any) -> FastAPI:
+    model = forecaster or SeasonalNaiveForecaster()
+    return create_app(settings(**changes), model=model, clock=clock or Clock())
 
 
 class Exploding(SeasonalNaiveForecaster):
@@ -56,7 +59,7 @@ async def test_feed_accepts_a_batch_and_reports_warmup() -> None:
         assert response.status_code == 200
         body = response.json()
         assert body["status"] == "ok" and body["received"] == body["applied"] == 288
-        assert body["warmup_progress"] == pytest.approx(49.7, abs=0.1)  # 143 of 288 steps
+        assert body["warmup_progress"] == 50.0  # 144 of 288 steps: the clock closed the last
         assert body["new_servers"] == 2 and body["duplicates"] == 0
 
 
@@ -77,15 +80,63 @@ async def test_feed_body_over_the_limit_is_413() -> None:
         assert "limit" in response.json()["detail"]
 
 
-async def test_an_invalid_record_rejects_the_whole_batch_and_names_it() -> None:
+async def test_the_valid_records_of_a_batch_apply_and_the_invalid_are_named() -> None:
     records = [make_record("a", T0), make_record("b", T0, mem_used_pct=130.0)]
+    records.append(make_record("c", T0, state="exploded", cpu_user_pct="x"))
     async with running(app_with()) as client:
         response = await client.post("/feed", content=orjson.dumps(records), headers=AUTH)
-        assert response.status_code == 422
-        detail = response.json()["detail"]
-        assert detail[0]["index"] == 1 and detail[0]["field"] == "mem_used_pct"
-        assert "100" in detail[0]["problem"]
-        assert (await client.get("/health")).json()["servers"] == 0  # "a" was not applied
+        assert response.status_code == 200
+        body = response.json()
+        assert body["status"] == "partial"
+        assert (body["received"], body["applied"], body["rejected"]) == (3, 1, 2)
+        errors = body["errors"]
+        assert [(e["index"], e["field"]) for e in errors] == [
+            (1, "mem_used_pct"),
+            (2, "state"),
+            (2, "cpu_user_pct"),
+        ]
+        assert "100" in errors[0]["problem"]
+        health = (await client.get("/health")).json()
+        assert health["servers"] == 1 and health["feed"]["rejected"] == 2
+
+
+async def test_a_batch_with_nothing_valid_is_422_with_the_same_report() -> None:
+    records = [make_record("b", T0, mem_used_pct=130.0), {"server_name": "x"}]
+    async with running(app_with()) as client:
+        response = await client.post("/feed", content=orjson.dumps(records), headers=AUTH)
+        body = response.json()
+        assert response.status_code == 422 and body["status"] == "rejected"
+        assert (body["received"], body["applied"], body["rejected"]) == (2, 0, 2)
+        assert {e["index"] for e in body["errors"]} == {0, 1}
+        not_json = await client.post("/feed", content=b"{oops", headers=AUTH)
+        assert not_json.status_code == 422 and not_json.json()["errors"][0]["field"] == "(body)"
+        assert (await client.get("/health")).json()["servers"] == 0
+
+
+async def test_ticks_from_the_future_are_rejected_by_name_and_the_rest_applied() -> None:
+    ahead = NOW + 301
+    records = [make_record("a", T0), make_record("a", int(ahead)), make_record("b", T0 + 5)]
+    async with running(app_with()) as client:
+        body = (await client.post("/feed", content=orjson.dumps(records), headers=AUTH)).json()
+        assert (body["status"], body["applied"], body["rejected"]) == ("partial", 2, 1)
+        error = body["errors"][0]
+        assert (error["index"], error["field"]) == (1, "timestamp")
+        assert "TFT_MAX_CLOCK_SKEW_S" in error["problem"] and "300" in error["problem"]
+        predict = (await client.get("/predict", headers=AUTH)).json()["predictions"]
+        assert predict["a"]["last_seen"] == "2025-06-15T15:10:00Z"  # not a year ahead
+    async with running(app_with(max_clock_skew_s=0)) as client:  # 0: the check is off
+        body = (await client.post("/feed", content=orjson.dumps(records), headers=AUTH)).json()
+        assert (body["status"], body["applied"], body["stale"]) == ("ok", 2, 1)  # 290 steps back
+
+
+async def test_new_servers_past_the_limit_are_rejected_known_ones_applied() -> None:
+    async with running(app_with(max_servers=2)) as client:
+        await client.post("/feed", content=steps_body(["a", "b"], 1), headers=AUTH)
+        records = [make_record("a", T0 + 300), make_record("c", T0 + 300)]
+        body = (await client.post("/feed", content=orjson.dumps(records), headers=AUTH)).json()
+        assert (body["status"], body["applied"], body["rejected"]) == ("partial", 1, 1)
+        assert body["errors"][0]["index"] == 1 and body["errors"][0]["field"] == "server_name"
+        assert "c" not in (await client.get("/predict", headers=AUTH)).json()["predictions"]
 
 
 async def test_a_retried_batch_changes_nothing() -> None:
@@ -106,16 +157,17 @@ async def test_predict_serves_every_field_from_the_cache() -> None:
     app = app_with()
     async with running(app) as client:
         await client.post("/feed", content=steps_body(["a", "b"], 289), headers=AUTH)
-        await client.post("/feed", content=steps_body(["late"], 10), headers=AUTH)
+        await client.post("/feed", content=steps_body(["late"], 10, T0 + 279 * 300), headers=AUTH)
         pending = (await client.get("/predict", headers=AUTH)).json()["predictions"]
         assert pending["a"]["forecast_status"] == "pending" and pending["a"]["risk_score"] is None
         assert app.state.service.run_pass() == 2
         body = (await client.get("/predict", headers=AUTH)).json()
     assert body["model"]["kind"] == "seasonal_naive" and body["model"]["last_pass"]["passes"] == 1
-    assert body["fleet"] == {"servers": 3, "ready": 2, "forecasts": 2, "warmup_progress": 67.7}
+    fleet = {"servers": 3, "ready": 2, "forecasts": 2, "silent": 0, "warmup_progress": 67.7}
+    assert body["fleet"] == fleet
     entry = body["predictions"]["a"]
     assert set(entry["current"]) == set(dc.METRIC_COLUMNS) and entry["state"] == "healthy"
-    assert entry["warmup"] == {"ready": True, "progress": 100.0}
+    assert entry["warmup"] == {"ready": True, "progress": 100.0, "observed": 100.0}
     assert entry["forecast_origin"] == "2025-06-16T15:05:00Z"  # step 287, the last closed
     for label in ("30m", "1h", "8h"):
         assert entry[f"predictions_{label}"]["mem_used_pct"] == 50.0
@@ -253,13 +305,15 @@ def ramp_body(server: str, first: int, last: int) -> bytes:
 
 
 async def test_predict_and_health_report_live_accuracy() -> None:
-    app = app_with(LastValuePlusOne())
+    clock = Clock()
+    app = app_with(LastValuePlusOne(), clock)
     origins = []
     async with running(app) as client:
         await client.post("/feed", content=ramp_body("a", 0, 289), headers=AUTH)
         for k in range(289, 310):  # one step closes per pass, as in the daemon
             app.state.service.run_pass()
             origins.append(int(app.state.service.cache[0].origin))
+            clock.now = T0 + 300 * (k + 1) + 10  # the step just fed is open
             await client.post("/feed", content=ramp_body("a", k, k + 1), headers=AUTH)
         plain = (await client.get("/predict", headers=AUTH)).json()["predictions"]["a"]
         body = (await client.get("/predict", params={"accuracy": "true"}, headers=AUTH)).json()
@@ -288,11 +342,13 @@ async def test_predict_and_health_report_live_accuracy() -> None:
 
 
 async def test_the_baseline_is_not_scored_and_a_reload_starts_afresh() -> None:
-    app = app_with()
+    clock = Clock()
+    app = app_with(clock=clock)
     async with running(app) as client:
         await client.post("/feed", content=ramp_body("a", 0, 289), headers=AUTH)
         for k in range(289, 300):
             app.state.service.run_pass()
+            clock.now = T0 + 300 * (k + 1) + 10  # the step just fed is open
             await client.post("/feed", content=ramp_body("a", k, k + 1), headers=AUTH)
         health = (await client.get("/health")).json()
         entry = (await client.get("/predict?accuracy=true", headers=AUTH)).json()["predictions"]
@@ -306,6 +362,7 @@ async def test_the_baseline_is_not_scored_and_a_reload_starts_afresh() -> None:
     service.swap_forecaster(LastValuePlusOne())
     for k in range(300, 310):
         service.run_pass()
+        clock.now = T0 + 300 * (k + 1) + 10  # the step just fed is open
         service.feed(ramp_body("a", k, k + 1))
     assert service.accuracy.report(np.array([0]))[2][0, 0] > 0
     service.swap_forecaster(LastValuePlusOne())
@@ -313,12 +370,14 @@ async def test_the_baseline_is_not_scored_and_a_reload_starts_afresh() -> None:
 
 
 async def test_a_baseline_that_beat_the_tft_for_a_day_is_served_when_asked() -> None:
-    app = app_with(LastValuePlusOne(), serve_better_method=True)
+    clock = Clock()
+    app = app_with(LastValuePlusOne(), clock, serve_better_method=True)
     async with running(app) as client:
         service = app.state.service
         service.feed(ramp_body("a", 0, 289))
         for k in range(289, 680):  # a day of 8-hour forecasts scored
             service.run_pass()
+            clock.now = T0 + 300 * (k + 1) + 10  # the step just fed is open
             service.feed(ramp_body("a", k, k + 1))
         service.run_pass()
         params = {"accuracy": "true"}
@@ -335,3 +394,48 @@ async def test_a_baseline_that_beat_the_tft_for_a_day_is_served_when_asked() -> 
     assert a["predictions_30m"]["mem_used_pct"] == pytest.approx(last_closed + 1)
     assert a["accuracy"]["30m"]["mae"]["tft"]["cpu_user_pct"] == 1.0  # the TFT is still scored
     assert "served_by" not in plain and plain["predictions_8h"]["cpu_user_pct"] == 11.0
+
+
+# --- the event loop, docs and the schema ---------------------------------------------
+
+
+async def test_blocking_work_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parsing a 13 MiB body must not stall /health: every handler's work runs in the
+    thread pool, not in the event loop's thread."""
+    app = app_with()
+    threads: dict[str, int] = {}
+    loop_thread = threading.get_ident()
+    async with running(app) as client:
+        service = app.state.service
+        feed, health = service.feed, views.health
+
+        def spy(name: str, function: Any) -> Any:
+            def wrapped(*args: Any, **kwargs: Any) -> Any:
+                threads[name] = threading.get_ident()
+                return function(*args, **kwargs)
+
+            return wrapped
+
+        monkeypatch.setattr(service, "feed", spy("feed", feed))
+        monkeypatch.setattr(views, "health", spy("health", health))
+        monkeypatch.setattr(views, "predict_parts", spy("predict", views.predict_parts))
+        monkeypatch.setattr(views, "alerts", spy("alerts", views.alerts))
+        await client.post("/feed", content=steps_body(["a"], 3), headers=AUTH)
+        await client.get("/health")
+        await client.get("/predict", headers=AUTH)
+        await client.get("/alerts", headers=AUTH)
+    assert set(threads) == {"feed", "health", "predict", "alerts"}
+    assert loop_thread not in threads.values()
+
+
+async def test_docs_are_off_by_default_and_behind_the_key_when_on() -> None:
+    async with running(app_with()) as client:
+        assert (await client.get("/docs")).status_code == 404
+        assert (await client.get("/openapi.json", headers=AUTH)).status_code == 404
+    async with running(app_with(docs=True)) as client:
+        assert (await client.get("/openapi.json")).status_code == 401
+        assert (await client.get("/docs")).status_code == 401
+        schema = (await client.get("/openapi.json", headers=AUTH)).json()
+    body = schema["paths"]["/feed"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["type"] == "array"
+    assert set(body["schema"]["items"]["required"]) == set(dc.REQUIRED_COLUMNS)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pandas as pd
 import pytest
 
 import metrics_generator as mg
@@ -37,6 +38,9 @@ def daemon(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen, Path]]:
 
 def feed_day(url: str) -> None:
     frame = mg.generate_fleet(n_servers=SERVERS, days=1.1, seed=11).frame
+    # moved by whole steps to end now: the daemon's clock would call older data silent
+    now = pd.Timestamp.now("UTC").floor("5min")
+    frame["timestamp"] += now - frame["timestamp"].max()
     frame["timestamp"] = frame["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     records = frame.to_dict("records")
     for start in range(0, len(records), 500):

@@ -10,9 +10,10 @@ import pytest
 
 import data_contract as dc
 import metrics_generator as mg
-from inference.buffers import window_values
 from inference.forecast import HIGH, LOW, SeasonalNaiveForecaster, TFTForecaster
 from inference.service import InferenceService
+from inference.windows import window_values
+from tests.daemon_helpers import Clock
 from training import dataset as tds
 from training import load_artifact
 from training.artifact import LoadedModel
@@ -75,8 +76,9 @@ def test_daemon_forecast_equals_library_predict(
     start = pd.Timestamp(int(index.time_idx.iloc[0]) * 300, unit="s", tz="UTC")
     assert (index.time_idx == index.time_idx.iloc[0]).all()
 
-    service = InferenceService(forecaster=TFTForecaster(loaded, fast=fast))
-    fed = fleet_frame[fleet_frame.timestamp <= start]  # the decoder's first step stays open
+    clock = Clock(start.timestamp() + 10)  # the decoder's first step stays open
+    service = InferenceService(forecaster=TFTForecaster(loaded, fast=fast), clock=clock)
+    fed = fleet_frame[fleet_frame.timestamp <= start]
     service.feed(feed_body(fed))
     rows = np.flatnonzero(service.buffers.ready())
     snapshot = service.buffers.snapshot(rows)

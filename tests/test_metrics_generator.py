@@ -16,8 +16,9 @@ import fleet_behaviours as fb
 import fleet_model as fm
 import fleet_ticks as ft
 import metrics_generator as mg
-from inference.buffers import FleetBuffers, window_values
+from inference.buffers import FleetBuffers
 from inference.ingest import STATE_CODES, Batch
+from inference.windows import window_values
 
 STEP = pd.Timedelta(seconds=300)
 NAME_PATTERNS = {
@@ -296,7 +297,7 @@ def _daemon_steps(n: int, seed: int) -> np.ndarray:
     states = ticks["state"].map(STATE_CODES).to_numpy(np.int8)
     values = ticks[list(dc.METRIC_COLUMNS)].to_numpy(np.float64)
     buffers = FleetBuffers(encoder_length=DAY)
-    buffers.apply(Batch(list(ticks["server_name"]), seconds, states, values))
+    buffers.apply(Batch(list(ticks["server_name"]), seconds, states, values), 0.0)
     assert buffers.ready().all()
     steps, _ = window_values(buffers.snapshot(np.arange(n)))
     return steps.astype(np.float64)

@@ -4,6 +4,10 @@ moved aside and the daemon starts empty."""
 from __future__ import annotations
 
 import logging
+import shutil
+import stat
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +15,13 @@ import numpy as np
 import orjson
 import pytest
 
+from inference import persistence, views
 from inference.buffers import FleetBuffers
 from inference.forecast import SeasonalNaiveForecaster
+from inference.ingest import parse_feed
 from inference.persistence import STATE_FILE, restore_state, save_state
 from inference.service import InferenceService
+from inference.wal import WriteAheadLog
 from tests.daemon_helpers import T0, steps_body
 
 
@@ -41,8 +48,8 @@ def test_restart_restores_buffers_and_forecasts(tmp_path: Path) -> None:
     assert second.buffers.names == first.buffers.names
     for name in first.buffers.arrays:
         np.testing.assert_array_equal(second.buffers.view(name), first.buffers.view(name), name)
-    first_body, second_body = orjson.loads(first.predict()), orjson.loads(second.predict())
-    assert second_body["predictions"] == first_body["predictions"]
+    first_body = orjson.loads(views.predict(first))["predictions"]
+    assert orjson.loads(views.predict(second))["predictions"] == first_body
     assert second.run_pass() == 0  # nothing to redo: the forecasts came back too
 
 
@@ -140,8 +147,8 @@ def test_accuracy_scores_survive_a_restart(tmp_path: Path) -> None:
         first.accuracy.state(2).values(), second.accuracy.state(2).values(), strict=True
     ):
         np.testing.assert_array_equal(before, after)
-    first_body = orjson.loads(first.predict(accuracy=True))["predictions"]
-    assert orjson.loads(second.predict(accuracy=True))["predictions"] == first_body
+    first_body = orjson.loads(views.predict(first, accuracy=True))["predictions"]
+    assert orjson.loads(views.predict(second, accuracy=True))["predictions"] == first_body
     assert first_body["a"]["accuracy"]["scored"]["1h"] > 0
 
 
@@ -188,9 +195,181 @@ def test_forecasts_served_by_a_baseline_keep_their_labels(tmp_path: Path) -> Non
     first.serve_better = True
     first.buffers.mark_dirty()
     first.run_pass()
-    body = orjson.loads(first.predict())["predictions"]
+    body = orjson.loads(views.predict(first))["predictions"]
     assert body["a"]["served_by"]["cpu_user_pct"] == "last_value"
     save_state(first, tmp_path)
     second = tft_stand_in()
     restore_state(second, tmp_path)
-    assert orjson.loads(second.predict())["predictions"] == body
+    assert orjson.loads(views.predict(second))["predictions"] == body
+
+
+# --- writing the file ----------------------------------------------------------------
+
+
+def test_saves_leave_one_private_file_and_no_temporaries(tmp_path: Path) -> None:
+    (tmp_path / f".{STATE_FILE}.tmp").mkdir()  # the old fixed temporary name, taken
+    first = warmed_up(tmp_path)
+    save_state(first, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".{STATE_FILE}.tmp", STATE_FILE]
+    assert stat.S_IMODE((tmp_path / STATE_FILE).stat().st_mode) == 0o600
+
+
+def test_a_failed_save_keeps_the_old_file_and_leaves_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = warmed_up(tmp_path)
+    before = (tmp_path / STATE_FILE).read_bytes()
+    first.feed(steps_body(["c"], 3))
+
+    def disk_full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(persistence.np, "savez", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        save_state(first, tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [STATE_FILE]
+    assert (tmp_path / STATE_FILE).read_bytes() == before
+
+
+def test_temporaries_of_a_crashed_save_are_removed_on_start(tmp_path: Path) -> None:
+    warmed_up(tmp_path)
+    (tmp_path / f".{STATE_FILE}.k3j2h1.tmp").write_bytes(b"half a file")
+    assert restore_state(service(), tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [STATE_FILE]
+
+
+def test_concurrent_saves_do_not_interleave(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = warmed_up(tmp_path)
+    inside, most, real_collect = [], [], persistence.collect
+
+    def slow_collect(*args: Any) -> dict[str, np.ndarray]:
+        inside.append(1)
+        most.append(len(inside))
+        time.sleep(0.05)  # a window for the other save to step in
+        try:
+            return real_collect(*args)
+        finally:
+            inside.pop()
+
+    monkeypatch.setattr(persistence, "collect", slow_collect)
+    savers = [threading.Thread(target=save_state, args=(first, tmp_path)) for _ in range(2)]
+    for saver in savers:
+        saver.start()
+    for saver in savers:
+        saver.join(30)
+    assert most == [1, 1] and not any(s.is_alive() for s in savers)
+    assert restore_state(service(), tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [STATE_FILE]
+
+
+# --- formats -------------------------------------------------------------------------
+
+
+def rewrite(path: Path, drop: tuple[str, ...] = (), **header: Any) -> dict[str, Any]:
+    """Rewrite a state file with numpy: arrays dropped, header fields set; the header."""
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files if k not in drop}
+    fields = {**orjson.loads(str(arrays["header"])), **header}
+    arrays["header"] = np.array(orjson.dumps(fields).decode())
+    np.savez(path, **arrays)
+    return fields
+
+
+def test_a_format_1_file_is_migrated(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    first = warmed_up(tmp_path)
+    header = rewrite(tmp_path / STATE_FILE, ("buf_received", "buf_done"), format=1)
+    second = service()
+    with caplog.at_level(logging.INFO):
+        assert restore_state(second, tmp_path)
+    assert "migrated state file from format 1 to 2" in caplog.text
+    assert second.buffers.names == first.buffers.names and len(second.cache) == 2
+    for name in set(first.buffers.arrays) - {"received", "done"}:
+        np.testing.assert_array_equal(second.buffers.view(name), first.buffers.view(name), name)
+    assert (second.buffers.view("received") == int(header["saved_at"])).all()
+    assert (second.buffers.view("done") == -1).all()  # its ARRAYS fill value
+    assert not list(tmp_path.glob(f"{STATE_FILE}.bad-*"))
+
+
+def test_a_file_from_a_newer_daemon_is_moved_aside(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    warmed_up(tmp_path)
+    rewrite(tmp_path / STATE_FILE, format=persistence.FORMAT + 1)
+    fresh = service()
+    with caplog.at_level(logging.ERROR):
+        assert not restore_state(fresh, tmp_path)
+    assert len(fresh.buffers) == 0 and list(tmp_path.glob(f"{STATE_FILE}.bad-*"))
+    assert f"has format {persistence.FORMAT + 1}" in caplog.text
+    assert "a newer daemon wrote it" in caplog.text
+
+
+# --- the write-ahead log -------------------------------------------------------------
+
+
+def feed_logged(svc: InferenceService, wal: WriteAheadLog, body: bytes) -> int:
+    """Apply a body as the daemon does with a log: appended and applied under the lock."""
+    batch, now = parse_feed(body), time.time()
+    with svc.lock:
+        wal.append(batch, now)
+        svc.buffers.apply(batch, now)
+    return len(batch)
+
+
+def crashed_copy(tmp_path: Path) -> Path:
+    """What is on disk now (as after kill -9: nothing closed, nothing saved)."""
+    return Path(shutil.copytree(tmp_path / "live", tmp_path / "crashed"))
+
+
+@pytest.mark.parametrize("truncated", [True, False])  # False: crashed before truncate()
+def test_the_log_restores_what_came_after_the_snapshot_exactly_once(
+    tmp_path: Path,
+    truncated: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    live = tmp_path / "live"
+    first, wal = service(), WriteAheadLog(live / "wal")
+    feed_logged(first, wal, steps_body(["a", "b"], 100))
+    if not truncated:
+        monkeypatch.setattr(wal, "truncate", lambda before: 0)
+    save_state(first, live, wal)
+    after = feed_logged(first, wal, steps_body(["a", "c"], 60, start=T0 + 300 * 100))
+    after += feed_logged(first, wal, steps_body(["b"], 5, start=T0 + 300 * 95))  # 5 dupes
+    crashed = crashed_copy(tmp_path)
+    assert len(list((crashed / "wal").glob("*.wal"))) == (1 if truncated else 2)
+    second = service()
+    with caplog.at_level(logging.INFO):
+        assert restore_state(second, crashed, WriteAheadLog(crashed / "wal"))
+    assert f"replayed {after} records in 2 batches from the write-ahead log" in caplog.text
+    assert second.buffers.names == first.buffers.names == ["a", "b", "c"]
+    assert (
+        int(second.buffers.view("count").sum())
+        == 2 * 100 + 2 * 60
+        == int(first.buffers.view("count").sum())
+    )
+    for name in set(first.buffers.arrays) - {"dirty"}:
+        np.testing.assert_array_equal(second.buffers.view(name), first.buffers.view(name), name)
+    wal.close()
+
+
+def test_without_a_state_file_the_whole_log_is_replayed(tmp_path: Path) -> None:
+    live = tmp_path / "live"
+    first, wal = service(), WriteAheadLog(live / "wal")
+    feed_logged(first, wal, steps_body(["a"], 30))
+    wal.rotate()  # segments below the rotation count too without a snapshot
+    feed_logged(first, wal, steps_body(["b"], 20))
+    crashed = crashed_copy(tmp_path)
+    second = service()
+    assert restore_state(second, crashed, WriteAheadLog(crashed / "wal"))
+    assert second.buffers.names == ["a", "b"]
+    np.testing.assert_array_equal(second.buffers.view("count"), first.buffers.view("count"))
+    assert second.buffers.view("dirty").all()  # forecast afresh
+    wal.close()
+
+
+def test_an_empty_directory_restores_nothing(tmp_path: Path) -> None:
+    wal = WriteAheadLog(tmp_path / "wal")
+    assert not restore_state(service(), tmp_path, wal)
+    wal.close()

@@ -1,0 +1,187 @@
+"""What the daemon serves from its state: /predict, /alerts and /health bodies.
+
+Everything is read under the service lock and rendered from cached JSON where it can be,
+so a request never waits for the model. Time-dependent fields (forecast_status "stale",
+"silent" alerts, readiness with steps closed by the wall clock) use service.clock().
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+import risk
+from inference.predictions import (
+    accuracy_fields,
+    iso,
+    live_fields,
+    predict_body,
+    server_entry,
+    trajectory_fields,
+)
+from inference.service import Forecast, InferenceService
+
+SILENT_LEVEL = "warning"
+
+
+def predict(
+    service: InferenceService,
+    servers: list[str] | None = None,
+    trajectory: bool = False,
+    accuracy: bool = False,
+) -> bytes:
+    """The /predict body (all servers, or those named that exist)."""
+    return b"".join(predict_parts(service, servers, trajectory, accuracy))
+
+
+def predict_parts(
+    service: InferenceService,
+    servers: list[str] | None = None,
+    trajectory: bool = False,
+    accuracy: bool = False,
+) -> Iterator[bytes]:
+    """The /predict body in parts (entries taken under the lock, joined lazily)."""
+    now = service.clock()
+    with service.lock:
+        b, a = service.buffers, service.buffers.arrays
+        if servers:
+            rows = np.array([b.index[s] for s in servers if s in b.index], dtype=np.int64)
+        else:
+            rows = np.arange(len(b))
+        warmup = (b.ready(now)[rows], b.warmup_progress(now)[rows], b.observed_share(now)[rows])
+        status = _statuses(service, rows, warmup[0], now)
+        live = live_fields(
+            a["cur_values"][rows], a["cur_state"][rows], a["cur_sec"][rows], warmup, status
+        )
+        scores = _accuracy_blocks(service, rows) if accuracy else None
+        entries = {
+            b.names[row]: _entry(service, row, fields, trajectory, scores[i] if scores else b"")
+            for i, (row, fields) in enumerate(zip(rows.tolist(), live, strict=True))
+        }
+        meta = meta_fields(service, now)
+        if servers:
+            meta["not_found"] = [s for s in servers if s not in b.index]
+    return predict_body(entries, meta)
+
+
+def _statuses(
+    service: InferenceService, rows: np.ndarray, ready: np.ndarray, now: float
+) -> list[str]:
+    """forecast_status of rows: stale (silent), ok, pending (ready) or warming_up."""
+    silent, cached = service.silent(rows, now), [r in service.cache for r in rows.tolist()]
+    ok = np.where(cached, "ok", np.where(ready, "pending", "warming_up"))
+    return np.where(silent, "stale", ok).tolist()
+
+
+def _accuracy_blocks(service: InferenceService, rows: np.ndarray, per_part: int = 500) -> list:
+    """?accuracy=true blocks of rows, in parts (bounded temporaries at 10,000 servers)."""
+    blocks: list[bytes] = []
+    for start in range(0, len(rows), per_part):
+        blocks += accuracy_fields(*service.accuracy.report(rows[start : start + per_part]))
+    return blocks
+
+
+def _entry(
+    service: InferenceService, row: int, live: dict[str, Any], trajectory: bool, scores: bytes
+) -> bytes:
+    cached = service.cache.get(row)
+    if cached is None:
+        return server_entry(live, None, scores)
+    extra = b""
+    if trajectory:
+        if cached.trajectory_json is None:
+            step = service.buffers.step_seconds
+            cached.trajectory_json = trajectory_fields(cached.origin, step, cached.trajectory)
+        extra = cached.trajectory_json
+    return server_entry(live, (cached.fields, cached.risk_json), extra + scores)
+
+
+def meta_fields(service: InferenceService, now: float) -> dict[str, Any]:
+    """timestamp, model and fleet: the part every answer shares."""
+    return {
+        "timestamp": iso(time.time()),
+        "model": {**service.forecaster.info, "last_pass": service.stats.as_dict()},
+        "fleet": fleet_summary(service, now),
+    }
+
+
+def fleet_summary(service: InferenceService, now: float) -> dict[str, Any]:
+    b = service.buffers
+    rows = np.arange(len(b))
+    return {
+        "servers": len(b),
+        "ready": int(b.ready(now).sum()),
+        "forecasts": len(service.cache),
+        "silent": int(service.silent(rows, now).sum()),
+        "warmup_progress": service.fleet_progress(now),
+    }
+
+
+def alerts(service: InferenceService, min_level: str = "warning") -> dict[str, Any]:
+    """Risk alerts of the servers still reporting and a "silent" alert for each server
+    that stopped; each carries forecast_origin, last_seen and since (when it began)."""
+    if min_level not in risk.LEVEL_NAMES:
+        raise ValueError(f"min_level must be one of {risk.LEVEL_NAMES}, got {min_level!r}")
+    now = service.clock()
+    with service.lock:
+        rows = np.arange(len(service.buffers))
+        silent = dict(zip(rows.tolist(), service.silent(rows, now).tolist(), strict=True))
+        names, seen = service.buffers.names, service.buffers.arrays["cur_sec"]
+        cached = {names[r]: (f, int(seen[r])) for r, f in service.cache.items() if not silent[r]}
+        quiet = [(names[r], service.cache.get(r), int(seen[r])) for r, s in silent.items() if s]
+        meta = meta_fields(service, now)
+    step = service.buffers.step_seconds
+    found = risk.alerts({name: f.assessment for name, (f, _) in cached.items()}, min_level)
+    for alert in found:
+        forecast, last_seen = cached[alert["server"]]
+        alert |= {"kind": "risk", **_times(forecast, step, last_seen, forecast.since)}
+    if risk.LEVEL_NAMES.index(SILENT_LEVEL) >= risk.LEVEL_NAMES.index(min_level):
+        for name, forecast, last_seen in quiet:
+            began = last_seen + service.silent_after_s
+            found.append(_silent_alert(name) | _times(forecast, step, last_seen, began))
+    found.sort(key=lambda a: (-risk.LEVEL_NAMES.index(a["level"]), -(a["risk_score"] or 0)))
+    return {"alerts": found, **meta}
+
+
+def _silent_alert(server: str) -> dict[str, Any]:
+    return {
+        "server": server,
+        "kind": "silent",
+        "level": SILENT_LEVEL,
+        "risk_score": None,
+        "factors": [],
+    }
+
+
+def _times(forecast: Forecast | None, step: int, last_seen: int, since: float) -> dict[str, Any]:
+    """forecast_origin (None without a forecast), last_seen and since, as ISO 8601."""
+    origin = None if forecast is None else iso(forecast.origin * step)
+    return {"forecast_origin": origin, "last_seen": iso(last_seen), "since": iso(since)}
+
+
+def health(service: InferenceService) -> dict[str, Any]:
+    """The /health body: the model, the fleet, the last pass, feed counts, accuracy."""
+    now = service.clock()
+    with service.lock:
+        fleet = fleet_summary(service, now)
+        fleet["ticks_held"] = int(service.buffers.view("count").sum())
+        info, stats = service.forecaster.info, service.stats.as_dict()
+        accuracy = service.accuracy.summary(len(service.buffers), service.tracks_accuracy())
+        feed = service.feed_stats.as_dict()
+        wal = service.wal
+        log = None if wal is None else {"segments": wal.segments, "bytes": wal.bytes}
+    degraded = info["kind"] != "tft" or stats["error"] is not None
+    return {
+        "status": "degraded" if degraded else "ok",
+        "model_loaded": info["kind"] == "tft",
+        "model": {"kind": info["kind"], "name": info["name"]},
+        **fleet,
+        "feed": feed,
+        "wal": log,
+        "last_pass": stats,
+        "accuracy": accuracy,
+        "uptime_s": round(time.time() - service.started_at, 1),
+    }

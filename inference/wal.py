@@ -1,0 +1,369 @@
+"""A write-ahead log of accepted /feed batches: an acknowledged record survives kill -9
+(or a power cut) between two snapshots of the state file.
+
+As in Prometheus' TSDB WAL, numbered segments (``00000001.wal``, ...) hold one frame per
+batch, encoded with numpy's tobytes (no per-record Python, no pickle), little-endian::
+
+    frame   = magic "TWAL" | version u16 | payload length u32 | CRC32 of payload u32
+    payload = received_at f64 | n u32 | metrics u32 | text bytes u32 | name lengths
+              u32[n] (characters) | names (utf-8, joined) | seconds i64[n]
+              | states i8[n] | values f64[n, metrics]
+
+append() write()s a frame: once it returns, the process may die. wait_durable(seq)
+returns once an fsync covering seq is done (group commit: concurrent callers share one).
+A snapshot calls rotate() under the service lock (everything in lower segments is in
+it) and truncate() once it is durable. replay() reads the segments on start; a frame
+torn by a crash, or failing its CRC, ends its segment with a warning, never an
+exception, and each run writes to new segments (never after such a tail). An flock
+keeps a second daemon out of the directory.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+from itertools import pairwise
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from inference.ingest import Batch
+
+logger = logging.getLogger(__name__)
+
+MAGIC, VERSION = b"TWAL", 1
+_FRAME = struct.Struct("<4sHII")  # magic, version, payload length, CRC32 of payload
+_HEAD = struct.Struct("<dIII")  # received_at, n, metrics, text bytes
+MAX_PAYLOAD = 1 << 30  # a longer length field is corruption, not a frame
+SUFFIX = ".wal"
+_sync = getattr(os, "fdatasync", os.fsync)  # the data and the file's size, not its times
+
+
+class WriteAheadLogError(RuntimeError):
+    """The log cannot be used as asked; the message says how to fix it."""
+
+
+class CorruptFrame(ValueError):
+    """A frame that cannot be decoded (torn by a crash, or damaged)."""
+
+
+def encode(batch: Batch, received_at: float) -> bytes:
+    """One frame holding batch; numpy tobytes does the per-record work."""
+    names = batch.names
+    text = "".join(names).encode("utf-8", "surrogatepass")
+    values = np.ascontiguousarray(batch.values, dtype="<f8")
+    metrics = values.shape[1] if values.ndim == 2 else 0
+    payload = b"".join(
+        (
+            _HEAD.pack(received_at, len(names), metrics, len(text)),
+            np.fromiter(map(len, names), dtype="<u4", count=len(names)).tobytes(),
+            text,
+            np.ascontiguousarray(batch.seconds, dtype="<i8").tobytes(),
+            np.ascontiguousarray(batch.states, dtype="i1").tobytes(),
+            values.tobytes(),
+        )
+    )
+    return _FRAME.pack(MAGIC, VERSION, len(payload), zlib.crc32(payload)) + payload
+
+
+def decode(payload: bytes) -> tuple[Batch, float]:
+    """The batch and received_at of a payload whose CRC matched; CorruptFrame if it does
+    not add up (such a frame was not written by this version)."""
+    if len(payload) < _HEAD.size:
+        raise CorruptFrame(f"payload of {len(payload)} bytes is shorter than its header")
+    received_at, n, metrics, text_bytes = _HEAD.unpack_from(payload)
+    expected = _HEAD.size + n * (4 + 8 + 1 + 8 * metrics) + text_bytes
+    if expected != len(payload):
+        raise CorruptFrame(f"payload has {len(payload)} bytes, its header says {expected}")
+    offset = _HEAD.size
+    lengths = np.frombuffer(payload, "<u4", n, offset)
+    offset += 4 * n
+    try:
+        text = payload[offset : offset + text_bytes].decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError as exc:
+        raise CorruptFrame(f"server names are not utf-8: {exc}") from None
+    if int(lengths.sum(dtype=np.int64)) != len(text):
+        raise CorruptFrame("server name lengths do not match the names")
+    ends = np.cumsum(lengths, dtype=np.int64).tolist()
+    names = [text[a:b] for a, b in pairwise([0, *ends])]
+    offset += text_bytes
+    seconds = np.frombuffer(payload, "<i8", n, offset).astype(np.int64)
+    states = np.frombuffer(payload, "i1", n, offset + 8 * n).astype(np.int8)
+    values = np.frombuffer(payload, "<f8", n * metrics, offset + 9 * n).astype(np.float64)
+    batch = Batch(names=names, seconds=seconds, states=states, values=values.reshape(n, metrics))
+    return batch, received_at
+
+
+def read_frame(handle: BinaryIO) -> bytes | None:
+    """The next frame's payload; None at a clean end; CorruptFrame if torn or damaged."""
+    head = handle.read(_FRAME.size)
+    if not head:
+        return None
+    if len(head) < _FRAME.size:
+        raise CorruptFrame(f"torn frame header ({len(head)} of {_FRAME.size} bytes)")
+    magic, version, length, crc = _FRAME.unpack(head)
+    if magic != MAGIC:
+        raise CorruptFrame(f"no frame magic ({magic!r})")
+    if version != VERSION:
+        raise CorruptFrame(f"frame version {version}, this daemon reads {VERSION} (newer?)")
+    if length > MAX_PAYLOAD:
+        raise CorruptFrame(f"implausible payload length {length}")
+    payload = handle.read(length)
+    if len(payload) < length:
+        raise CorruptFrame(f"torn frame ({len(payload)} of {length} payload bytes)")
+    if zlib.crc32(payload) != crc:
+        raise CorruptFrame("CRC mismatch")
+    return payload
+
+
+def read_segment(path: Path) -> Iterator[tuple[Batch, float]]:
+    """The frames of one segment, up to its first torn or damaged frame (logged)."""
+    try:
+        handle = open(path, "rb")  # closed below, also when the caller stops early
+    except OSError as exc:
+        logger.error("cannot read write-ahead log segment %s (%s); skipping it", path, exc)
+        return
+    with handle:
+        offset = 0
+        while True:
+            try:
+                payload = read_frame(handle)
+                if payload is None:
+                    return
+                frame = decode(payload)
+            except (CorruptFrame, OSError) as exc:
+                _report_bad_frame(path, offset, exc)
+                return
+            yield frame
+            offset = handle.tell()
+
+
+def _report_bad_frame(path: Path, offset: int, exc: Exception) -> None:
+    try:
+        after = path.stat().st_size - offset
+    except OSError:
+        after = -1
+    logger.warning(
+        "write-ahead log %s: bad frame at offset %d (%s); ignoring the %d bytes from there "
+        "(a crash mid-write leaves such a tail: records not yet acknowledged)",
+        path,
+        offset,
+        exc,
+        after,
+    )
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a file's creation, rename or deletion in directory durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class WriteAheadLog:
+    """The log in one directory; append/wait_durable/rotate/truncate are thread-safe.
+
+    Counters for /health: segments and bytes (on disk now), appended (frames this run)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fsync_directory(directory.parent)  # the directory itself survives a power cut
+        self._lock_fd = _lock_directory(directory)
+        self._sizes = {
+            int(p.name[: -len(SUFFIX)]): p.stat().st_size
+            for p in directory.glob(f"*{SUFFIX}")
+            if p.name[: -len(SUFFIX)].isdigit()
+        }
+        self._number = max(self._sizes, default=0) + 1  # never append to an old segment
+        self._fd: int | None = None
+        self._retired: list[int] = []  # closed segments' fds, synced and closed by a leader
+        self._closed = False
+        self._failed: str | None = None  # an fsync failed: nothing can be promised any more
+        self._cond = threading.Condition(threading.Lock())
+        self._seq = self._durable = 0
+        self._syncing = False
+        self.appended = 0
+
+    @property
+    def segments(self) -> int:
+        with self._cond:
+            return len(self._sizes)
+
+    @property
+    def bytes(self) -> int:
+        with self._cond:
+            return sum(self._sizes.values())
+
+    @property
+    def durable(self) -> int:
+        """The highest sequence number known to be on disk."""
+        return self._durable
+
+    def append(self, batch: Batch, received_at: float) -> int:
+        """Write one frame (in the OS once this returns); its sequence number. Call it
+        under the caller's lock, so that frames are in the order batches were applied."""
+        frame = encode(batch, received_at)
+        with self._cond:
+            fd = self._current()
+            try:
+                _write_all(fd, frame)
+            except OSError:
+                self._retire()  # a partial frame may end it: later frames go elsewhere
+                raise
+            self._sizes[self._number] += len(frame)
+            self._seq += 1
+            self.appended += 1
+            return self._seq
+
+    def wait_durable(self, seq: int) -> None:
+        """Return once an fsync covering seq has finished (call it outside your lock).
+        Whoever finds no fsync running leads one for everything written so far; the
+        others wait for it, and share it."""
+        with self._cond:
+            self._sync_through(seq)
+
+    def _sync_through(self, seq: int) -> None:
+        while self._durable < seq:
+            if self._failed:
+                raise WriteAheadLogError(self._failed)
+            if self._syncing:
+                self._cond.wait()
+            else:
+                self._lead_sync()
+
+    def _lead_sync(self) -> None:
+        """Sync the retired segments and the current one, outside the lock."""
+        retired, self._retired = self._retired, []
+        fds, target = [*retired, *([self._fd] if self._fd is not None else [])], self._seq
+        self._syncing = True
+        self._cond.release()
+        try:
+            for fd in fds:
+                _sync(fd)
+        except OSError as exc:
+            self._failed = (
+                f"an fsync of the write-ahead log in {self.directory} failed ({exc}): records "
+                "may not be on disk; check the disk and restart the daemon"
+            )
+            logger.error("%s", self._failed)
+            raise WriteAheadLogError(self._failed) from exc
+        finally:
+            for fd in retired:
+                os.close(fd)
+            self._cond.acquire()
+            self._syncing = False
+            self._cond.notify_all()
+        self._durable = max(self._durable, target)
+
+    def rotate(self) -> int:
+        """Sync and close the current segment and start a new one; its number. Every
+        frame appended before this call is in a segment with a lower number."""
+        with self._cond:
+            if self._fd is not None and self._sizes[self._number] > 0:
+                self._retire()
+                self._sync_through(self._seq)
+            self._current()
+            return self._number
+
+    def truncate(self, before: int) -> int:
+        """Delete the segments numbered below before (their records are in a durable
+        snapshot); how many. The segment being written is never deleted."""
+        with self._cond:
+            doomed = sorted(n for n in self._sizes if n < min(before, self._number))
+            for number in doomed:
+                try:
+                    os.unlink(self._path(number))
+                except FileNotFoundError:
+                    pass
+                del self._sizes[number]
+        if doomed:
+            fsync_directory(self.directory)
+            logger.debug("deleted %d write-ahead log segments below %d", len(doomed), before)
+        return len(doomed)
+
+    def replay(self, start: int = 0) -> Iterator[tuple[Batch, float]]:
+        """(batch, received_at) of every frame in segments numbered start or more, in
+        order. Call it before the first append; the log goes on in a new segment numbered
+        at least start (even if the segments were deleted by hand)."""
+        with self._cond:
+            if self.appended:
+                raise WriteAheadLogError("replay() must come before the first append()")
+            self._number = max(self._number, start)
+            numbers = sorted(n for n in self._sizes if start <= n < self._number)
+        return self._frames(numbers)
+
+    def _frames(self, numbers: list[int]) -> Iterator[tuple[Batch, float]]:
+        for number in numbers:
+            yield from read_segment(self._path(number))
+
+    def close(self) -> None:
+        """Sync and close the segments and release the directory."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                if self._fd is not None:
+                    self._retire()
+                if self._retired and not self._failed:
+                    self._sync_through(self._seq)
+            finally:
+                while self._syncing:
+                    self._cond.wait()
+                for fd in self._retired:
+                    os.close(fd)
+                self._retired = []
+                os.close(self._lock_fd)
+
+    # --- segments (called with the condition's lock held) ------------------------------
+
+    def _path(self, number: int) -> Path:
+        return self.directory / f"{number:08d}{SUFFIX}"
+
+    def _current(self) -> int:
+        if self._closed:
+            raise WriteAheadLogError(f"the write-ahead log in {self.directory} is closed")
+        if self._failed:
+            raise WriteAheadLogError(self._failed)
+        if self._fd is None:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+            self._fd = os.open(self._path(self._number), flags, 0o600)
+            self._sizes[self._number] = 0
+            fsync_directory(self.directory)
+        return self._fd
+
+    def _retire(self) -> None:
+        """End the current segment; the next leader syncs and closes it (a leader may be
+        syncing it now, so it is not closed here)."""
+        self._retired.append(self._fd)
+        self._fd = None
+        self._number += 1
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _lock_directory(directory: Path) -> int:
+    """An flock on directory/lock, held until close(): one daemon per log."""
+    fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise WriteAheadLogError(
+            f"another daemon (or another WriteAheadLog) is using {directory}: give each "
+            "daemon its own state directory, or stop the other one first"
+        ) from None
+    return fd
