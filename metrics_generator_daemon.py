@@ -5,12 +5,14 @@
 
 It backfills --backfill-hours of history (one record per server per 5-minute step, in
 batches), then streams one tick per server every --interval seconds, simulated time
-running --speed times faster than the clock. Scenarios (healthy, degrading, critical,
-cascade) are chosen with --scenario and switched at runtime on the control API
-(POST http://127.0.0.1:8001/scenario, X-API-Key). The fleet is metrics_generator's
-FleetSimulator: the same behaviour as the training data. The key comes from TFT_API_KEY
-(environment or .env); other settings may also come from TFT_GENERATOR_<NAME> variables.
-The core is the simfeed package.
+running --speed times faster than the clock (above 1, timestamps run ahead of the wall
+clock: start the daemon with TFT_MAX_CLOCK_SKEW_S=0, as deploy/run_stack.sh does).
+Scenarios (healthy, degrading, critical, cascade) are chosen with --scenario and switched
+at runtime on the control API (POST http://127.0.0.1:8001/scenario, X-API-Key). The
+fleet is metrics_generator's FleetSimulator: the same behaviour as the training data.
+The key comes from TFT_API_KEY (environment or .env); other settings may also come from
+TFT_GENERATOR_<NAME> variables (e.g. TFT_GENERATOR_KEEPALIVE_S, below the daemon's
+TFT_KEEPALIVE_S). The core is the simfeed package.
 """
 
 from __future__ import annotations
@@ -44,7 +46,12 @@ def parse_args(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--servers", type=int, help="fleet size (default 20)")
     p.add_argument("--interval", type=float, help="wall seconds between ticks (default 5)")
     p.add_argument("--backfill-hours", type=float, help="history sent at start (default 24)")
-    p.add_argument("--speed", type=float, help="simulated seconds per wall second (default 1)")
+    p.add_argument(
+        "--speed",
+        type=float,
+        help="simulated seconds per wall second (default 1); above 1 the daemon needs "
+        "TFT_MAX_CLOCK_SKEW_S=0",
+    )
     p.add_argument("--scenario", choices=SCENARIOS, help="scenario at start (default healthy)")
     p.add_argument(
         "--scenario-servers", type=_servers, help="comma-separated servers for --scenario"

@@ -13,6 +13,10 @@ from inference.service import InferenceService
 
 logger = logging.getLogger(__name__)
 
+# At most one full collection (unfrozen, 220-350 ms with 1,000 servers) an hour: it frees
+# frozen objects that became cyclic garbage after their freeze.
+FULL_COLLECT_S = 3600.0
+
 
 class ForecastWorker:
     """Runs service.run_pass() whenever a feed woke it (or every poll_s), off the event loop.
@@ -30,6 +34,7 @@ class ForecastWorker:
         poll_s: float = 1.0,
         save: Callable[[], None] | None = None,
         save_every_s: float = 60.0,
+        full_collect_s: float = FULL_COLLECT_S,
     ) -> None:
         self.service, self.coalesce_s, self.retry_s, self.poll_s = (
             service,
@@ -38,6 +43,8 @@ class ForecastWorker:
             poll_s,
         )
         self.save, self.save_every_s = save, save_every_s
+        self.full_collect_s, self._full_at = full_collect_s, time.monotonic()
+        self._forecaster = service.forecaster  # the model the last full collection saw
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="forecast-worker", daemon=True)
 
@@ -58,6 +65,7 @@ class ForecastWorker:
             if self._stop.is_set():
                 break
             self._forecast()
+            self._housekeeping()
             if self.save is not None and time.monotonic() - last_save >= self.save_every_s:
                 self._save()
                 last_save = time.monotonic()
@@ -67,13 +75,28 @@ class ForecastWorker:
             started = time.perf_counter()
             count = self.service.run_pass()
             if count:
-                settle_memory()
+                self._settle()
                 logger.info(
                     "forecast pass: %d servers in %.2f s", count, time.perf_counter() - started
                 )
         except Exception:
             logger.exception("forecast pass failed; retrying in %.0f s", self.retry_s)
             self._stop.wait(self.retry_s)
+
+    def _settle(self) -> None:
+        """settle_memory() after a pass; a full one when the model was replaced (the old
+        one is cyclic garbage, frozen) or full_collect_s has passed since the last."""
+        now, forecaster = time.monotonic(), self.service.forecaster
+        full = forecaster is not self._forecaster or now - self._full_at >= self.full_collect_s
+        settle_memory(full)
+        if full:
+            self._full_at, self._forecaster = now, forecaster
+
+    def _housekeeping(self) -> None:
+        try:
+            self.service.housekeeping()
+        except Exception:
+            logger.exception("scoring risk again or forgetting silent servers failed")
 
     def _save(self) -> None:
         try:
@@ -82,14 +105,30 @@ class ForecastWorker:
             logger.exception("saving the daemon state failed; will retry")
 
 
-def settle_memory() -> None:
+def settle_memory(full: bool = False) -> None:
     """After a pass (or a restore): keep the cyclic garbage collector off the long-lived
     cache, and hand memory freed by the pass (the model's activations) back to the OS.
 
     gc.freeze(): a full collection walking 1,000 servers' cached forecasts paused a
-    /predict for 350 ms; frozen objects are still freed by reference counting. malloc_trim:
-    glibc keeps freed heap pages, so RSS would stay at the pass's peak (a no-op elsewhere)."""
+    /predict for 350 ms; frozen objects are still freed by reference counting. gc.collect()
+    just before it: cyclic garbage not yet collected would be frozen too, and kept forever
+    (measured: all of it, 2 MB a pass for 500 small cycles). As everything older is
+    frozen, it walks only the objects made since the last freeze: 0.2 ms after a
+    1,000-server pass. full: gc.unfreeze() first, so that it also frees frozen objects
+    that became cyclic garbage later (a model dropped by a reload, 16,000 objects): one
+    full collection, 220-350 ms. malloc_trim: glibc keeps freed heap pages, so RSS would
+    stay at the pass's peak (a no-op elsewhere)."""
+    started = time.perf_counter()
+    if full:
+        gc.unfreeze()
+    freed = gc.collect()
     gc.freeze()
+    if full:
+        logger.info(
+            "full garbage collection: %d objects freed in %.0f ms",
+            freed,
+            1000 * (time.perf_counter() - started),
+        )
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):

@@ -6,5 +6,6 @@ interval, optionally with accelerated time and scenarios switched at runtime.
 
 Modules: settings (the one Settings object), timing (tick and clock arithmetic), records
 (frames to contract records, 5-minute aggregation), scenarios (ScenarioController),
-sender (FeedSender: bounded retry buffer), control (the control API), runner (wiring).
+sender (FeedSender: bounded retry buffer), answers (the daemon's per-record verdicts
+on a batch), control (the control API), runner (wiring).
 """

@@ -2,8 +2,10 @@
 
 GET /health (no key): liveness, scenario, simulated time and feed counts.
 GET /scenario, POST /scenario {"scenario": "...", "servers": [...]} (X-API-Key).
-Unknown scenario names are 422 from the request model; unknown or unsuitable servers are
-422 with {"detail": [{"field": "servers", "problem": ...}]}.
+The POST body is read as JSON whatever its Content-Type: `curl -d '{...}'` sends
+application/x-www-form-urlencoded. Bad JSON, unknown fields, unknown scenario names and
+unknown or unsuitable servers are 422 with {"detail": [{"field": ..., "problem": ...}]}
+("(body)" for JSON that cannot be parsed).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import logging
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException
-from pydantic import BaseModel, ConfigDict
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from simfeed.scenarios import ScenarioController, ScenarioError
 from simfeed.settings import Scenario, Settings
@@ -29,6 +32,18 @@ class ScenarioRequest(BaseModel):
 
     scenario: Scenario
     servers: list[str] | None = None
+
+
+def parse_request(body: bytes) -> ScenarioRequest:
+    """The request model from raw JSON; HTTPException 422 naming each bad field."""
+    try:
+        return ScenarioRequest.model_validate_json(body)
+    except ValidationError as exc:
+        problems = [
+            {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "problem": err["msg"]}
+            for err in exc.errors()
+        ]
+        raise HTTPException(422, problems) from None
 
 
 def _auth(settings: Settings) -> Callable[..., None]:
@@ -65,9 +80,10 @@ def create_control_app(
         return controller.state()
 
     @app.post("/scenario", dependencies=auth)
-    def post_scenario(request: ScenarioRequest) -> dict[str, Any]:
+    async def post_scenario(request: Request) -> dict[str, Any]:
+        wanted = parse_request(await request.body())
         try:
-            return controller.switch(request.scenario, request.servers)
+            return await run_in_threadpool(controller.switch, wanted.scenario, wanted.servers)
         except ScenarioError as exc:
             raise HTTPException(422, [{"field": "servers", "problem": str(exc)}]) from exc
 

@@ -143,11 +143,31 @@ class ControlServer:
 
 
 def make_client(settings: Settings) -> httpx.Client:
-    """HTTP client for the daemon, with the X-API-Key header when a key is set."""
+    """HTTP client for the daemon, with the X-API-Key header when a key is set.
+
+    Idle connections expire after settings.keepalive_s, shorter than the daemon's
+    keep-alive, so the client never reuses a connection the daemon is closing."""
     key = settings.key()
     headers = {"X-API-Key": key} if key else {}
     return httpx.Client(
-        base_url=settings.daemon_url, headers=headers, timeout=settings.request_timeout_s
+        base_url=settings.daemon_url,
+        headers=headers,
+        timeout=settings.request_timeout_s,
+        limits=httpx.Limits(keepalive_expiry=settings.keepalive_s),
+    )
+
+
+def warn_if_ahead(settings: Settings) -> None:
+    """Above speed 1 simulated time runs ahead of the wall clock, and the daemon refuses
+    timestamps more than TFT_MAX_CLOCK_SKEW_S ahead of its clock: say so at start."""
+    if settings.speed <= 1:
+        return
+    logger.warning(
+        "--speed %g: timestamps run ahead of the wall clock (%.0f s ahead after one minute); "
+        "start the TFT daemon with TFT_MAX_CLOCK_SKEW_S=0 or it rejects them once they are "
+        "more than its limit (default 300 s) ahead",
+        settings.speed,
+        60 * (settings.speed - 1),
     )
 
 
@@ -160,6 +180,7 @@ def run(settings: Settings, stop: threading.Event) -> int:
         settings.seed,
         settings.daemon_url,
     )
+    warn_if_ahead(settings)
     with make_client(settings) as client:
         sender = FeedSender(
             client,
@@ -190,11 +211,13 @@ def _control(
         logger.info("Control API disabled (control port 0)")
         return None
 
-    def feed_status() -> dict[str, int]:
-        return sender.stats.as_dict() | {"buffered": sender.pending}
-
-    app = create_control_app(settings, controller, feed_status)
+    app = create_control_app(settings, controller, lambda: feed_status(sender))
     return ControlServer(app, settings.control_host, settings.control_port)
+
+
+def feed_status(sender: FeedSender) -> dict[str, int]:
+    """The sender's counts and its buffer, for the control API's /health."""
+    return sender.stats.as_dict() | {"buffered": sender.pending}
 
 
 def _finish(sender: FeedSender) -> None:
@@ -203,10 +226,13 @@ def _finish(sender: FeedSender) -> None:
     sender.flush()
     s = sender.stats
     logger.info(
-        "Stopped: %d records produced, %d forwarded, %d rejected by the daemon, "
-        "%d dropped (buffer full), %d unsent",
+        "Stopped: %d records produced, %d forwarded (%d applied, %d duplicates, %d stale, "
+        "%d rejected by the daemon), %d dropped (buffer full), %d unsent",
         s.produced,
         s.forwarded,
+        s.applied,
+        s.duplicates,
+        s.stale,
         s.rejected,
         s.dropped,
         sender.pending,

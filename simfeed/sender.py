@@ -1,16 +1,20 @@
 """FeedSender: POST records to the daemon's /feed, in order, through a bounded retry buffer.
 
 Records wait in one FIFO buffer and leave it only once the daemon has answered for them.
-- 2xx: sent. Connection errors, timeouts, 5xx, 408 and 429: kept, and retried oldest
-  first after an exponential backoff (backoff_initial doubling up to backoff_max).
+- 2xx: answered. The daemon's counts (simfeed.answers) say how many records it applied,
+  found duplicate or stale, or rejected; rejected records are logged and never resent.
+- other 4xx (e.g. 422, nothing applicable): the batch is answered for; its records count
+  as rejected (or as the answer's counts say), are logged and never resent.
+- Connection errors, timeouts, 5xx, 408 and 429: kept, and retried oldest first after an
+  exponential backoff (backoff_initial doubling up to backoff_max). A connection closed
+  under a request (the keep-alive race: the daemon closed an idle connection just as it
+  was reused) is resent once at once before that.
 - 401/403: the key is missing or wrong; logged as such, kept, retried at backoff_max
   (a daemon restarted with the right key gets everything).
 - 413: the batch size is halved and the same records are sent again at once.
-- other 4xx (bad data): the daemon's error is logged and that batch is dropped (counted
-  as rejected); it is never retried.
 The buffer holds at most max_records; beyond that the oldest unsent records are dropped,
 counted and logged. Retrying a batch is safe: the daemon treats a repeated
-(server, timestamp) as the same tick.
+(server, timestamp) as the same tick (a duplicate).
 """
 
 from __future__ import annotations
@@ -27,10 +31,15 @@ from typing import Any
 import httpx
 import orjson
 
+from simfeed.answers import FeedAnswer, log_answer, read_answer
+
 logger = logging.getLogger(__name__)
 
 FEED_PATH = "/feed"
 RETRYABLE = frozenset({408, 429})
+# The connection broke under a request (reset, closed before the answer, broken pipe):
+# on a reused keep-alive connection, the daemon closed it as it went idle.
+CONNECTION_CLOSED = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 AUTH_HINT = {
     401: "the daemon requires an API key: set TFT_API_KEY (python generate_api_key.py)",
     403: "TFT_API_KEY does not match the daemon's key",
@@ -38,21 +47,33 @@ AUTH_HINT = {
 
 
 class Outcome(enum.Enum):
-    SENT = "sent"
-    REJECTED = "rejected"  # 4xx: dropped, never retried
+    SENT = "sent"  # 2xx: answered (applied, duplicates, stale or rejected per record)
+    REJECTED = "rejected"  # 4xx: answered, nothing applied, never retried
     RESIZED = "resized"  # 413: same records again, smaller batch
     RETRY = "retry"  # kept; retry after the backoff
 
 
 @dataclass
 class SenderStats:
-    """Record counts since start; failures counts consecutive failed attempts."""
+    """Record counts since start; failures counts consecutive failed attempts.
+
+    forwarded: records the daemon answered for (2xx or 4xx), split by its answer into
+    applied + duplicates + stale + rejected. produced = forwarded + dropped + buffered."""
 
     produced: int = 0
     forwarded: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    stale: int = 0
     rejected: int = 0
     dropped: int = 0
     failures: int = 0
+
+    def add(self, answer: FeedAnswer, n: int) -> None:
+        """Count a batch of n records the daemon answered for."""
+        self.forwarded += n
+        for name, value in answer.counts().items():
+            setattr(self, name, getattr(self, name) + value)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -127,17 +148,25 @@ class FeedSender:
 
     def _post(self, batch: list[dict[str, Any]]) -> Outcome:
         try:
-            response = self.client.post(
-                FEED_PATH, content=orjson.dumps(batch), headers={"Content-Type": "application/json"}
-            )
+            response = self._request(orjson.dumps(batch))
         except httpx.TransportError as exc:
-            return self._retry(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
-        return self._handle(response, len(batch))
+            return self._retry(_reason(exc))
+        return self._handle(response, batch)
 
-    def _handle(self, response: httpx.Response, n: int) -> Outcome:
-        code = response.status_code
+    def _request(self, body: bytes) -> httpx.Response:
+        """POST body; when the connection broke under it, once more at once (a fresh
+        connection) before the backoff: the keep-alive race is not an outage."""
+        headers = {"Content-Type": "application/json"}
+        try:
+            return self.client.post(FEED_PATH, content=body, headers=headers)
+        except CONNECTION_CLOSED as exc:
+            logger.info("Connection to the TFT daemon broke (%s); resending at once", _reason(exc))
+            return self.client.post(FEED_PATH, content=body, headers=headers)
+
+    def _handle(self, response: httpx.Response, batch: list[dict[str, Any]]) -> Outcome:
+        code, n = response.status_code, len(batch)
         if 200 <= code < 300:
-            return self._sent(response, n)
+            return self._answered(response, batch, "applied")
         if code in AUTH_HINT:
             logger.error("TFT daemon refused the request (HTTP %d): %s", code, AUTH_HINT[code])
             return self._retry(f"HTTP {code}", self.backoff_max)
@@ -147,16 +176,12 @@ class FeedSender:
             return Outcome.RESIZED
         if code >= 500 or code in RETRYABLE:
             return self._retry(f"HTTP {code}")
-        self.stats.rejected += n
-        logger.error(
-            "TFT daemon rejected %d records (HTTP %d), dropping them (not retried): %s",
-            n,
-            code,
-            response.text[:1000],
-        )
-        return Outcome.REJECTED
+        return self._answered(response, batch, "rejected")
 
-    def _sent(self, response: httpx.Response, n: int) -> Outcome:
+    def _answered(
+        self, response: httpx.Response, batch: list[dict[str, Any]], default: str
+    ) -> Outcome:
+        """The daemon answered for the batch: count and log its verdict; never resent."""
         if self.stats.failures:
             logger.info(
                 "TFT daemon reachable again after %d failed attempt(s); %d records buffered",
@@ -164,9 +189,10 @@ class FeedSender:
                 len(self._buffer),
             )
         self.stats.failures, self._next_attempt = 0, 0.0
-        self.stats.forwarded += n
-        logger.info("Forwarded %d records to TFT daemon%s", n, _warmup(response))
-        return Outcome.SENT
+        answer = read_answer(response, len(batch), default)
+        self.stats.add(answer, len(batch))
+        log_answer(answer, batch, response)
+        return Outcome.SENT if response.status_code < 300 else Outcome.REJECTED
 
     def _retry(self, reason: str, delay: float | None = None) -> Outcome:
         self.stats.failures += 1
@@ -183,12 +209,5 @@ class FeedSender:
         return Outcome.RETRY
 
 
-def _warmup(response: httpx.Response) -> str:
-    """' (warmup 65.2%)' while the daemon reports warmup below 100, else ''."""
-    try:
-        progress = response.json().get("warmup_progress")
-    except (ValueError, AttributeError):
-        return ""
-    if isinstance(progress, int | float) and progress < 100:
-        return f" (warmup {progress:.1f}%)"
-    return ""
+def _reason(exc: httpx.TransportError) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     backoff_initial_s: float = Field(default=1.0, gt=0)
     backoff_max_s: float = Field(default=30.0, gt=0)
     request_timeout_s: float = Field(default=10.0, gt=0)
+    # Idle keep-alive connections are closed after this; it must stay below the daemon's
+    # (TFT_KEEPALIVE_S, uvicorn's timeout_keep_alive), or a request sent as the daemon
+    # closes the idle connection meets "Connection reset by peer".
+    keepalive_s: float = Field(default=2.0, ge=0, le=300)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("api_key", mode="before")

@@ -27,10 +27,13 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+import uvicorn
 from pydantic import TypeAdapter, ValidationError
 
 import data_contract as dc
 import metrics_generator_daemon as mgd
+from simfeed.runner import make_client
+from simfeed.sender import FeedSender
 from simfeed.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -255,8 +258,12 @@ def test_end_to_end_backfill_stream_outage_loses_nothing(tmp_path: Path) -> None
         stub.stop()
     text = log.read_text()
     assert rc == 0, text
-    stopped = re.search(r"Stopped: (\d+) records produced, (\d+) forwarded, 0 rejected", text)
-    assert stopped, text
+    stopped = re.search(
+        r"Stopped: (\d+) records produced, (\d+) forwarded \((\d+) applied, 0 duplicates, "
+        r"0 stale, 0 rejected by the daemon\)",
+        text,
+    )
+    assert stopped and stopped[1] == stopped[2] == stopped[3], text
     assert re.search(r"0 dropped \(buffer full\), 0 unsent", text), text
     assert "TFT daemon unavailable" in text and "reachable again" in text
     assert "Forwarded 25 records to TFT daemon" in text
@@ -279,3 +286,55 @@ def check_arrivals(frame: pd.DataFrame, produced: int, backfilled: int) -> None:
     assert live["ts"].min() == end and live["ts"].nunique() >= 15
     offsets = (live["ts"] - end).dt.total_seconds()
     assert (offsets % TICK == 0).all()
+
+
+# --- keep-alive against a real uvicorn ------------------------------------------------
+
+
+def counting_app(ports: list[int]) -> Any:
+    """A bare ASGI /feed that notes each request's client port (one per connection)."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        ports.append(scope["client"][1])
+        body = b'{"status": "ok", "received": 1, "applied": 1}'
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+@pytest.mark.slow
+def test_the_client_lets_idle_connections_go_before_uvicorn_closes_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """uvicorn with a 1 s keep-alive, the generator's client with 0.5 s: a POST every
+    1.2 s opens a fresh connection each time (never one uvicorn is closing) and none
+    fails; POSTs 0.1 s apart share one connection."""
+    ports: list[int] = []
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(counting_app(ports), timeout_keep_alive=1, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = Settings(_env_file=None, api_key=KEY, daemon_url=url, keepalive_s=0.5)
+    try:
+        wait_until(lambda: server.started, timeout=10)
+        with make_client(settings) as client:
+            sender = FeedSender(client, batch_size=10, max_records=100)
+            for gap in (1.2, 1.2, 1.2, 0.1, 0.1, 0.1):
+                sender.enqueue([{"i": 0}])
+                assert sender.flush() is True
+                time.sleep(gap)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+    assert sender.stats.failures == 0 and sender.stats.applied == 6
+    assert "unavailable" not in caplog.text and "resending" not in caplog.text
+    assert len(set(ports[:4])) == 4  # a new connection after each 1.2 s pause
+    assert len(set(ports[3:])) == 1  # kept while the POSTs come faster than 0.5 s

@@ -22,7 +22,14 @@ import risk
 from simfeed import scenarios as sc
 from simfeed.control import create_control_app
 from simfeed.records import aggregate_steps, to_records
-from simfeed.runner import backfill, build_controller
+from simfeed.runner import (
+    _finish,
+    backfill,
+    build_controller,
+    feed_status,
+    make_client,
+    warn_if_ahead,
+)
 from simfeed.scenarios import ScenarioController, ScenarioError
 from simfeed.sender import FeedSender
 from simfeed.settings import Settings
@@ -264,15 +271,195 @@ def test_5xx_and_connection_errors_are_retried_with_backoff_in_order(
 
 
 def test_4xx_is_logged_and_dropped_never_retried(caplog: pytest.LogCaptureFixture) -> None:
-    daemon = FakeDaemon([422])
+    daemon = FakeDaemon([422])  # an older daemon: the errors under "detail", no counts
     sender = make_sender(daemon)
     sender.enqueue(recs(0, 15))
     assert sender.flush() is True
     assert daemon.posts == [10, 5]  # the refused batch was sent once
     assert daemon.received == recs(10, 5)
-    assert sender.stats.rejected == 10
-    assert "rejected 10 records (HTTP 422)" in caplog.text
-    assert "cpu_user_pct" in caplog.text and "bad value" in caplog.text  # the daemon's error
+    counts = sender.stats.as_dict()
+    assert counts | {"failures": 0} == {
+        "produced": 15,
+        "forwarded": 15,  # answered for: 10 rejected, then 5 applied
+        "applied": 5,
+        "duplicates": 0,
+        "stale": 0,
+        "rejected": 10,
+        "dropped": 0,
+        "failures": 0,
+    }
+    assert "rejected 10 of 10 records (HTTP 422), not resent" in caplog.text
+    assert "record 0: cpu_user_pct: bad value" in caplog.text  # the daemon's error
+
+
+def feed_record(server: str, minute: int) -> dict[str, Any]:
+    return {"server_name": server, "timestamp": f"2025-03-05T12:{minute:02d}:00Z"}
+
+
+def counted(status: int, applied: int, duplicates: int, stale: int, errors: list) -> Any:
+    """A daemon handler answering every POST with these counts (the partial-acceptance
+    /feed answer); it keeps the bodies it got."""
+    bodies: list[list[dict[str, Any]]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = orjson.loads(request.content)
+        bodies.append(body)
+        rejected = len({e["index"] for e in errors})
+        answer = {"status": "partial" if applied and rejected else "ok", "received": len(body)}
+        answer |= {"applied": applied, "duplicates": duplicates, "stale": stale}
+        answer |= {"rejected": rejected, "errors": errors, "servers": 3, "new_servers": 0}
+        return httpx.Response(status, json=answer | {"warmup_progress": 100.0})
+
+    handler.bodies = bodies  # type: ignore[attr-defined]
+    return handler
+
+
+def sender_for(handler: Any, batch: int = 10) -> FeedSender:
+    client = httpx.Client(base_url="http://d", transport=httpx.MockTransport(handler))
+    return FeedSender(client, batch, 1000, backoff_initial=1.0, backoff_max=8.0, clock=FakeClock())
+
+
+def test_a_partial_answer_is_counted_and_rejected_records_are_never_resent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    errors = [
+        {"index": 4, "field": "cpu_user_pct", "problem": "must be <= 100"},
+        {"index": 4, "field": "mem_used_pct", "problem": "must be >= 0"},
+    ]
+    handler = counted(200, applied=7, duplicates=1, stale=1, errors=errors)
+    sender = sender_for(handler)
+    sender.enqueue([feed_record(f"ppweb00{i}", i) for i in range(10)])
+    with caplog.at_level(logging.INFO):
+        assert sender.flush() is True
+        assert sender.flush() is True  # nothing left to resend
+    assert len(handler.bodies) == 1
+    stats = sender.stats
+    assert (stats.forwarded, stats.applied, stats.duplicates) == (10, 7, 1)
+    assert (stats.stale, stats.rejected, stats.failures) == (1, 1, 0)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(
+        "rejected 1 of 10 records (HTTP 200), not resent: record 4 "
+        "(ppweb004 at 2025-03-05T12:04:00Z): cpu_user_pct: must be <= 100; record 4" in w
+        for w in warnings
+    ), warnings
+    assert any("1 stale records" in w for w in warnings)
+    assert "TFT_MAX_CLOCK_SKEW_S" not in caplog.text  # no timestamp was refused
+    assert "Forwarded 10 records to TFT daemon: 7 applied, 1 duplicates, 1 stale, 1 rejected" in (
+        caplog.text
+    )
+
+
+def test_a_422_with_counts_rejects_the_batch_and_hints_at_the_clock_skew_limit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    errors = [
+        {"index": i, "field": "timestamp", "problem": "more than 300 s in the future"}
+        for i in range(5)
+    ]
+    handler = counted(422, applied=0, duplicates=0, stale=0, errors=errors)
+    sender = sender_for(handler)
+    sender.enqueue([feed_record("ppdb001", i) for i in range(5)])
+    assert sender.flush() is True
+    assert sender.flush() is True
+    assert len(handler.bodies) == 1  # never retried
+    assert (sender.stats.forwarded, sender.stats.rejected, sender.stats.applied) == (5, 5, 0)
+    assert sender.retry_in() == 0 and sender.stats.failures == 0
+    assert "rejected 5 of 5 records (HTTP 422), not resent" in caplog.text
+    assert "; and 2 more; " in caplog.text  # the first three errors are quoted
+    assert "TFT_MAX_CLOCK_SKEW_S=0" in caplog.text
+
+
+def test_a_422_for_an_unusable_body_rejects_every_record(caplog: pytest.LogCaptureFixture) -> None:
+    def daemon(request: httpx.Request) -> httpx.Response:
+        error = {"index": None, "field": "(body)", "problem": "invalid JSON"}
+        body = {"status": "rejected", "received": 0, "applied": 0, "rejected": 0}
+        return httpx.Response(422, json=body | {"errors": [error]})
+
+    sender = sender_for(daemon)
+    sender.enqueue(recs(0, 4))
+    assert sender.flush() is True
+    assert (sender.stats.forwarded, sender.stats.rejected, sender.stats.applied) == (4, 4, 0)
+    assert "rejected 4 of 4 records (HTTP 422), not resent: the batch: (body): invalid JSON" in (
+        caplog.text
+    )
+
+
+def test_an_answer_without_counts_counts_the_batch_as_applied() -> None:
+    def old_daemon(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"status": "ok", "received": 10})
+
+    sender = sender_for(old_daemon)
+    sender.enqueue(recs(0, 10))
+    assert sender.flush() is True
+    assert (sender.stats.forwarded, sender.stats.applied, sender.stats.rejected) == (10, 10, 0)
+
+
+def test_health_and_the_stopped_line_report_the_counts(caplog: pytest.LogCaptureFixture) -> None:
+    errors = [{"index": 0, "field": "state", "problem": "unknown state"}]
+    sender = sender_for(counted(200, applied=2, duplicates=1, stale=0, errors=errors))
+    sender.enqueue([feed_record("ppdb001", i) for i in range(4)])
+    sender.flush()
+    sender.enqueue([feed_record("ppdb001", 9)])
+    sender.retry_now()
+    status = feed_status(sender)
+    assert status == {
+        "produced": 5,
+        "forwarded": 4,
+        "applied": 2,
+        "duplicates": 1,
+        "stale": 0,
+        "rejected": 1,
+        "dropped": 0,
+        "failures": 0,
+        "buffered": 1,
+    }
+    with caplog.at_level(logging.INFO):
+        _finish(sender)  # sends the last record (answered 2 applied, 1 duplicate, 1 rejected)
+    assert (
+        "Stopped: 5 records produced, 5 forwarded (4 applied, 2 duplicates, 0 stale, "
+        "2 rejected by the daemon), 0 dropped (buffer full), 0 unsent" in caplog.text
+    )
+
+
+def test_a_connection_broken_under_a_request_is_resent_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    daemon = FakeDaemon([httpx.ReadError, 200, httpx.RemoteProtocolError])
+    sender = make_sender(daemon)
+    sender.enqueue(recs(0, 20))
+    with caplog.at_level(logging.INFO):
+        assert sender.flush() is True  # no backoff: each broken POST was sent again at once
+    assert daemon.posts == [10, 10, 10, 10] and daemon.received == recs(0, 20)
+    assert sender.stats.failures == 0 and "unavailable" not in caplog.text
+    assert "resending at once" in caplog.text
+    twice = FakeDaemon([httpx.ReadError, httpx.ReadError])  # really down: back off
+    sender = make_sender(twice)
+    sender.enqueue(recs(0, 5))
+    assert sender.flush() is False and sender.retry_in() == 1.0
+    assert twice.posts == [5, 5] and sender.stats.failures == 1
+
+
+def test_the_client_drops_idle_connections_before_the_daemon_does() -> None:
+    """uvicorn closes a connection idle for its keep-alive (default 5 s, TFT_KEEPALIVE_S);
+    the generator, sending every 5 s, lets its own go after keepalive_s (default 2 s)."""
+    assert make_settings().keepalive_s == 2.0
+    with make_client(make_settings(keepalive_s=0.5)) as client:
+        pool = client._transport._pool  # type: ignore[attr-defined]
+        assert pool._keepalive_expiry == 0.5
+    with pytest.raises(ValueError):
+        make_settings(keepalive_s=-1)
+
+
+def test_speed_above_one_warns_that_the_daemon_needs_no_clock_skew_limit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    warn_if_ahead(make_settings(speed=1))
+    warn_if_ahead(make_settings(speed=0.5))
+    assert caplog.text == ""
+    warn_if_ahead(make_settings(speed=60))
+    assert "TFT_MAX_CLOCK_SKEW_S=0" in caplog.text and "3540 s ahead after one minute" in (
+        caplog.text
+    )
 
 
 @pytest.mark.parametrize(("code", "hint"), [(401, "set TFT_API_KEY"), (403, "does not match")])
@@ -528,6 +715,45 @@ def test_control_switch_and_validation(control: tuple[Any, ScenarioController]) 
     assert math.isclose(
         pd.Timestamp(state["since"]).value, controller.sim.now.value
     )  # starts at the next step
+
+
+def test_control_reads_json_whatever_the_content_type(
+    control: tuple[Any, ScenarioController],
+) -> None:
+    """curl -d sends application/x-www-form-urlencoded; the body is JSON all the same."""
+    app, controller = control
+    form = {"X-API-Key": KEY, "Content-Type": "application/x-www-form-urlencoded"}
+    ok = call(app, "POST", "/scenario", content=b'{"scenario": "cascade"}', headers=form)
+    assert ok.status_code == 200, ok.text
+    assert controller.state()["scenario"] == "cascade"
+    none = call(
+        app, "POST", "/scenario", content=b'{"scenario": "healthy"}', headers={"X-API-Key": KEY}
+    )
+    assert none.status_code == 200 and controller.state()["scenario"] == "healthy"
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "problem"),
+    [
+        (b'{"scenario": ', "(body)", "Invalid JSON"),
+        (b"", "(body)", "Invalid JSON"),
+        (b'{"scenario": "meteor"}', "scenario", "Input should be 'healthy'"),
+        (b'{"servers": ["ppdb001"]}', "scenario", "Field required"),
+        (b'{"scenario": "critical", "servers": "ppdb001"}', "servers", "valid array"),
+        (b'{"scenario": "critical", "sevrers": []}', "sevrers", "Extra inputs"),
+    ],
+)
+def test_control_422_names_the_field(
+    control: tuple[Any, ScenarioController], body: bytes, field: str, problem: str
+) -> None:
+    app, controller = control
+    headers = {"X-API-Key": KEY, "Content-Type": "application/x-www-form-urlencoded"}
+    response = call(app, "POST", "/scenario", content=body, headers=headers)
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["field"] == field and problem in error["problem"], error
+    assert controller.state()["scenario"] == "healthy"
+    assert call(app, "POST", "/scenario", content=body).status_code == 401  # key first
 
 
 def test_control_insecure_no_auth() -> None:
