@@ -36,10 +36,10 @@ import metrics_generator as mg  # noqa: E402
 from bench.bench_forecast import as_batch, timed_pass  # noqa: E402
 from bench.bench_training import best_of  # noqa: E402
 from inference.accuracy import BYTES_PER_SERVER, EVERY, substitute  # noqa: E402
-from inference.windows import window_values  # noqa: E402
 from inference.forecast import SeasonalNaiveForecaster, TFTForecaster  # noqa: E402
 from inference.predictions import accuracy_fields  # noqa: E402
 from inference.service import InferenceService  # noqa: E402
+from inference.windows import window_values  # noqa: E402
 from training import load_artifact  # noqa: E402
 
 
