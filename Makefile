@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   := training/server_metrics.parquet
 
-.PHONY: install data demo test lint format bench clean
+.PHONY: install data demo test lint format bench drills clean
 
 install: $(STAMP)
 
@@ -50,6 +50,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_forecast.py --threads 2
 	$(BIN)/python bench/bench_daemon.py
 	$(BIN)/python bench/bench_memory.py
+
+# The production drills at full size (about 15 minutes): kill -9 of the daemon 20 times
+# mid-feed, then an hour of 1,000 servers at 5-second ticks, accelerated 6x.
+drills: $(STAMP)
+	$(BIN)/python bench/drill_kill.py --reps 20
+	$(BIN)/python bench/soak.py --servers 1000 --minutes 60 --speed 6
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 logger = logging.getLogger(__name__)
 
@@ -309,6 +309,13 @@ def require_valid(df: pd.DataFrame, source: str = "data") -> None:
 # --- one record (the daemon's /feed body is a list of these) -------------------------
 
 
+def _not_bool(value: Any) -> Any:
+    """JSON true/false is not a number here (as in frames, where a bool column is refused)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return value
+
+
 def _as_utc(value: datetime) -> datetime:
     """Naive timestamps are taken as UTC; aware ones are converted to UTC."""
     if value.tzinfo is None:
@@ -316,9 +323,9 @@ def _as_utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
-Percent = Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)]
-NonNegative = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
-Counter = Annotated[int, Field(ge=0)]
+Percent = Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False), BeforeValidator(_not_bool)]
+NonNegative = Annotated[float, Field(ge=0.0, allow_inf_nan=False), BeforeValidator(_not_bool)]
+Counter = Annotated[int, Field(ge=0), BeforeValidator(_not_bool)]
 
 
 class MetricRecord(BaseModel):
@@ -346,7 +353,7 @@ class MetricRecord(BaseModel):
     back_close_wait: Counter
     front_close_wait: Counter
     load_average: NonNegative
-    uptime_days: Annotated[int, Field(ge=0, le=365)]
+    uptime_days: Annotated[int, Field(ge=0, le=365), BeforeValidator(_not_bool)]
 
 
 _FRIENDLY = {
@@ -365,7 +372,8 @@ def describe_validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
     for err in exc.errors():
         loc = list(err["loc"])
         index = loc.pop(0) if loc and isinstance(loc[0], int) else None
-        field = ".".join(str(p) for p in loc) or "(record)"
+        field = ".".join(str(p) for p in loc) if loc else "(record)"
+        field = field or '""'  # a key that is the empty string
         problem = err["msg"]
         if err["type"] == "extra_forbidden":
             replaced = DEPRECATED_COLUMNS.get(field)

@@ -166,6 +166,8 @@ def _restore(service: InferenceService, settings: DaemonSettings) -> None:
         service.wal = WriteAheadLog(settings.state_dir / "wal")
     if restore_state(service, settings.state_dir, service.wal):
         settle_memory()
+    if service.wal is not None and service.wal.segments:  # replayed: snapshot it at once,
+        save_state(service, settings.state_dir, service.wal)  # or crash loops replay more
 
 
 def _save(service: InferenceService, settings: DaemonSettings) -> None:
@@ -193,8 +195,8 @@ def _add_routes(app: FastAPI, settings: DaemonSettings, auth: Any) -> None:
             result = await run_in_threadpool(service().feed, body)
         except FeedRejected as exc:
             logger.warning("feed rejected: %s", exc)
-            result = {"status": "rejected", "received": 0, "applied": 0, "rejected": 0}
-            result["errors"] = exc.errors
+            counts = dict.fromkeys(("received", "applied", "duplicates", "stale", "rejected"), 0)
+            result = {"status": "rejected", **counts, "errors": exc.errors}
         except (OSError, WriteAheadLogError) as exc:  # nothing acknowledged: senders retry
             logger.error("feed not logged durably, answering 503: %s", exc)
             return JSONResponse({"detail": f"write-ahead log: {exc}"}, 503)

@@ -50,6 +50,9 @@ from inference.windows import Snapshot
 AGGREGATION = dc.AGGREGATION  # the one rule, defined in the data contract
 MEAN, MAX, LAST = dc.MEAN_INDEX, dc.MAX_INDEX, dc.LAST_INDEX
 N_METRICS = len(dc.METRIC_COLUMNS)
+# Values are stored as float32 sums: the contract leaves network rates unbounded, and a
+# value past 1e30 (absurd for any metric) is stored as 1e30 so that no sum overflows.
+VALUE_CAP = 1e30
 # (array name, its step axis: "ring" / "late" / None, per-step shape, dtype, fill value)
 ARRAYS = (
     ("agg", "ring", (N_METRICS,), np.float32, 0),
@@ -194,7 +197,8 @@ class FleetBuffers:
         """Fold the kept ticks into their steps; returns how many."""
         if not len(rows):
             return 0
-        a, values, states = self.arrays, batch.values[keep], batch.states[keep]
+        a, states = self.arrays, batch.states[keep]
+        values = np.minimum(batch.values[keep], VALUE_CAP)
         np.minimum.at(a["first"], rows, steps)
         self._remember(rows, steps, secs)
         self._aggregate(rows * self.ring + steps % self.ring, secs, values, states)

@@ -139,7 +139,9 @@ def _fast_batch(records: list[Any]) -> Batch | None:
         return None
     stamps, names, states, *metrics = zip(*rows, strict=True)
     values = _fast_values(metrics)
-    if values is None or not _names_ok(names) or not set(states) <= STATE_CODES.keys():
+    if values is None or not _names_ok(names) or set(map(type, states)) != {str}:
+        return None
+    if not set(states) <= STATE_CODES.keys():
         return None
     seconds = _fast_seconds(stamps)
     if seconds is None:
@@ -177,8 +179,10 @@ def _fast_values(metrics: list[tuple[Any, ...]]) -> np.ndarray | None:
 def _fast_seconds(stamps: list[Any]) -> np.ndarray | None:
     """Epoch seconds of strict ISO 8601 strings (naive = UTC), each distinct one parsed once."""
     unique: dict[Any, int] = {}
+    if set(map(type, stamps)) != {str}:  # (and containers cannot go in a set)
+        return None
     for stamp in set(stamps):
-        if type(stamp) is not str or not _ISO.fullmatch(stamp):
+        if not _ISO.fullmatch(stamp):
             return None
         try:
             moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))

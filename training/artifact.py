@@ -166,6 +166,12 @@ def _check_states(info: Any) -> None:
 
 def _check_columns(config: Any) -> None:
     _require(isinstance(config, dict), CONFIG, "must be a JSON object")
+    version = config.get("contract_version")
+    _require(
+        version == CONTRACT_VERSION,
+        CONFIG,
+        f"contract_version is {version!r}, this code implements {CONTRACT_VERSION!r}",
+    )
     dataset = config.get("dataset", {})
     expected = {
         "targets": (config.get("targets"), METRIC_COLUMNS),
