@@ -89,14 +89,13 @@ def forecast_fields(
 
 
 def risk_fields(assessment: Assessment) -> bytes:
-    """The risk part of a server's entry, as a JSON object."""
-    return orjson.dumps(
-        {
-            "risk_score": assessment.score,
-            "risk_level": assessment.level,
-            "risk_factors": assessment.factors,
-        }
-    )
+    """The risk part of a server's entry: ',"risk_score":...,"risk_factors":[...]'."""
+    risk = {
+        "risk_score": assessment.score,
+        "risk_level": assessment.level,
+        "risk_factors": assessment.factors,
+    }
+    return b"," + orjson.dumps(risk)[1:-1]
 
 
 def trajectory_fields(origin_step: int, step_seconds: int, trajectory: np.ndarray) -> bytes:
@@ -179,14 +178,12 @@ def _metrics_list(values: list) -> dict[str, Any]:
     return dict(zip(dc.METRIC_COLUMNS, values, strict=True))
 
 
-def server_entry(live: dict[str, Any], cached: tuple[bytes, bytes] | None, extra: bytes) -> bytes:
-    """One server's JSON object: the live fields, then the cached forecast and risk
-    objects' fields, then extra (',"key":value' pairs)."""
-    if cached is None:
+def server_entry(live: dict[str, Any], cached: tuple[bytes, ...], extra: bytes) -> bytes:
+    """One server's JSON object: the live fields, then the cached ',"key":value' fragments
+    (the forecast's and the risk's; none without a forecast), then extra (the same)."""
+    if not cached:
         live = {**live, "risk_score": None, "risk_level": None}
-        return orjson.dumps(live)[:-1] + extra + b"}"
-    fields, risk = cached
-    return orjson.dumps(live)[:-1] + b"," + fields[1:-1] + b"," + risk[1:-1] + extra + b"}"
+    return b"".join((orjson.dumps(live)[:-1], *cached, extra, b"}"))
 
 
 def predict_body(

@@ -44,7 +44,7 @@ class Forecast:
     server) for ?trajectory=true, the state file and scoring the risk again; the JSON
     fields are computed from the model's float32 output before that. The risk (and
     risk_json) is scored from the latest tick at scored_sec; since: when the risk level
-    last changed."""
+    last changed. fields and risk_json are ',"key":value' fragments of /predict's entry."""
 
     origin: int
     trajectory: np.ndarray
@@ -114,11 +114,10 @@ class InferenceService:
         now = self.clock()
         batch, ahead = within_skew(batch, now, self.max_clock_skew_s)
         with self.lock:
-            seq = self.wal.append(batch, now) if self.wal is not None and len(batch) else None
+            if self.wal is not None and len(batch):
+                self.wal.append(batch, now)  # in the OS before we answer (see WalFlusher)
             applied = self.buffers.apply(batch, now)
             servers, progress = len(self.buffers), self.fleet_progress(now)
-        if seq is not None:
-            self.wal.wait_durable(seq)
         self.wake.set()
         result = feed_result(applied, errors + ahead)
         result |= {"new_servers": applied.new_servers, "servers": servers}
@@ -223,7 +222,7 @@ class InferenceService:
                 origin=origins[i],
                 trajectory=compact[i],
                 made_at=float(made[i]),
-                fields=orjson.dumps(fields),
+                fields=b"," + orjson.dumps(fields)[1:-1],
                 assessment=assessments[i],
                 risk_json=risk_fields(assessments[i]),
                 scored_sec=int(snapshot.latest_sec[i]),
@@ -280,17 +279,24 @@ class InferenceService:
 
     def rescore(self) -> int:
         """Score the risk of cached forecasts again from each server's latest tick, where
-        one arrived since the last scoring; returns how many."""
+        one arrived since the last scoring, chunk_size servers at a time (bounded memory);
+        returns how many."""
         with self.lock:
             rows = np.array(sorted(self.cache), dtype=np.int64)
             scored = np.array([self.cache[r].scored_sec for r in rows.tolist()], dtype=np.int64)
             rows = rows[self.buffers.arrays["cur_sec"][rows] != scored]
-            forecasts = [self.cache[r] for r in rows.tolist()]
+        for start in range(0, len(rows), self.chunk_size):
+            self._rescore_chunk(rows[start : start + self.chunk_size])
+        return len(rows)
+
+    def _rescore_chunk(self, rows: np.ndarray) -> None:
+        with self.lock:
+            forecasts = [self.cache.get(r) for r in rows.tolist()]
             current = self.buffers.arrays["cur_values"][rows]
             seconds = self.buffers.arrays["cur_sec"][rows].tolist()
             cores = self._cores([self.buffers.names[r] for r in rows.tolist()])
-        if not forecasts:
-            return 0
+        if None in forecasts:  # swapped or renumbered meanwhile: the next call redoes it
+            return
         trajectories = np.stack([f.trajectory for f in forecasts]).astype(np.float32)
         assessments, now = risk.assess(current, trajectories, cores), self.clock()
         with self.lock:
@@ -299,7 +305,6 @@ class InferenceService:
             ):
                 if self.cache.get(row) is forecast:
                     forecast.rescored(assessment, sec, now)
-        return len(forecasts)
 
     def evict(self) -> list[str]:
         """Forget servers from which nothing was received for evict_after_s."""

@@ -31,6 +31,7 @@ class DaemonSettings(BaseSettings):
     silent_after_s: float = Field(900.0, gt=0)  # no newer tick: forecast stale, "silent" alert
     evict_after_s: float = Field(86_400.0, gt=0)  # nothing received this long: forgotten
     wal: bool = True  # log accepted batches in state_dir/wal, replayed after a crash
+    wal_fsync_s: float = Field(1.0, gt=0)  # fsync the log this often (host crash: lost)
     keepalive_s: float = Field(15.0, gt=0)  # idle HTTP keep-alive (clients must use less)
     docs: bool = False  # serve /docs and /openapi.json (behind the key)
     forecast_batch_size: int | None = Field(None, gt=0)  # None: the GPU profile's, CPU 128

@@ -71,9 +71,11 @@ def _statuses(
     service: InferenceService, rows: np.ndarray, ready: np.ndarray, now: float
 ) -> list[str]:
     """forecast_status of rows: stale (silent), ok, pending (ready) or warming_up."""
-    silent, cached = service.silent(rows, now), [r in service.cache for r in rows.tolist()]
-    ok = np.where(cached, "ok", np.where(ready, "pending", "warming_up"))
-    return np.where(silent, "stale", ok).tolist()
+    cache, silent = service.cache, service.silent(rows, now).tolist()
+    return [
+        "stale" if quiet else "ok" if row in cache else "pending" if is_ready else "warming_up"
+        for row, quiet, is_ready in zip(rows.tolist(), silent, ready.tolist(), strict=True)
+    ]
 
 
 def _accuracy_blocks(service: InferenceService, rows: np.ndarray, per_part: int = 500) -> list:
@@ -89,7 +91,7 @@ def _entry(
 ) -> bytes:
     cached = service.cache.get(row)
     if cached is None:
-        return server_entry(live, None, scores)
+        return server_entry(live, (), scores)
     extra = b""
     if trajectory:
         if cached.trajectory_json is None:

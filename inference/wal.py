@@ -231,6 +231,13 @@ class WriteAheadLog:
         with self._cond:
             self._sync_through(seq)
 
+    def sync(self) -> None:
+        """fsync everything written so far (TFT_WAL_FSYNC_S's group commit); a no-op once
+        closed."""
+        with self._cond:
+            if not self._closed:
+                self._sync_through(self._seq)
+
     def _sync_through(self, seq: int) -> None:
         while self._durable < seq:
             if self._failed:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 from inference.service import InferenceService
+from inference.wal import WriteAheadLog, WriteAheadLogError
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,32 @@ class ForecastWorker:
             self.save()
         except Exception:
             logger.exception("saving the daemon state failed; will retry")
+
+
+class WalFlusher:
+    """fsyncs the write-ahead log every every_s, in one call for every frame written since
+    (a group commit). /feed answers once its frame is written to the OS, so a killed
+    daemon loses nothing; a host crash or power cut loses at most every_s of records."""
+
+    def __init__(self, wal: WriteAheadLog, every_s: float) -> None:
+        self.wal, self.every_s = wal, every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wal-flusher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                self.wal.sync()
+            except WriteAheadLogError:
+                return  # logged by the log itself; /feed now answers 503
 
 
 def settle_memory(full: bool = False) -> None:

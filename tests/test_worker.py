@@ -5,14 +5,19 @@ frees what became garbage after its freeze (a model dropped by a reload)."""
 from __future__ import annotations
 
 import gc
+import time
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from inference import worker as worker_module
-from inference.worker import ForecastWorker, settle_memory
+from inference.ingest import parse_feed
+from inference.wal import WriteAheadLog
+from inference.worker import ForecastWorker, WalFlusher, settle_memory
+from tests.daemon_helpers import steps_body
 
 
 class Node:
@@ -98,3 +103,17 @@ def test_the_worker_collects_fully_after_a_reload_or_after_full_collect_s(
     hourly = ForecastWorker(service, full_collect_s=0.0)  # type: ignore[arg-type]
     hourly._forecast()
     assert calls[-1] is True
+
+
+def test_the_wal_flusher_fsyncs_what_was_written_and_stops(tmp_path: Path) -> None:
+    wal = WriteAheadLog(tmp_path / "wal")
+    seq = wal.append(parse_feed(steps_body(["a"], 2)), 0.0)
+    assert wal.durable < seq  # written to the OS, not yet synced
+    flusher = WalFlusher(wal, every_s=0.05)
+    flusher.start()
+    deadline = time.monotonic() + 10
+    while wal.durable < seq and time.monotonic() < deadline:
+        time.sleep(0.01)
+    flusher.stop()
+    assert wal.durable >= seq and not flusher._thread.is_alive()
+    wal.close()
