@@ -94,9 +94,27 @@ def parse_records(body: bytes) -> tuple[Batch, list[dict[str, Any]]]:
     except ValidationError as exc:
         errors = dc.describe_validation_errors(exc)
     bad = {e["index"] for e in errors}
-    good = [i for i in range(len(records)) if i not in bad]
-    valid = _RECORDS.validate_json(orjson.dumps([records[i] for i in good])) if good else []
+    valid, good = _valid_subset(records, [i for i in range(len(records)) if i not in bad], errors)
     return _checked_batch(valid, np.array(good, dtype=np.int64)), errors
+
+
+def _valid_subset(
+    records: list[Any], good: list[int], errors: list[dict[str, Any]]
+) -> tuple[list[dc.MetricRecord], list[int]]:
+    """MetricRecords of records[good], validated again as JSON. A value whose JSON form
+    changes on the way (an integer past 64 bits comes back as a float) can fail now: its
+    record joins errors (by its index in the body) and the rest are tried again."""
+    while good:
+        try:
+            return _RECORDS.validate_json(orjson.dumps([records[i] for i in good])), good
+        except ValidationError as exc:
+            found = dc.describe_validation_errors(exc)
+        for error in found:
+            error["index"] = good[error["index"]]
+        errors += found
+        failed = {e["index"] for e in found}
+        good = [i for i in good if i not in failed]
+    return [], []
 
 
 def parse_feed(body: bytes) -> Batch:

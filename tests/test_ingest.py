@@ -139,3 +139,16 @@ def test_rejection_does_not_mutate_the_input() -> None:
     with pytest.raises(FeedRejected):
         parse_feed(orjson.dumps(records))
     assert records == before
+
+
+def test_an_integer_past_64_bits_is_rejected_by_name_and_the_rest_kept() -> None:
+    """orjson reads 2**64 as a float: the second validation of the valid records must
+    not turn it into a crash (found by the fuzz tests)."""
+    body = orjson.dumps([record(), record(server_name="b"), record(cpu_user_pct=200.0)])
+    body = body.replace(b'"front_close_wait":0', b'"front_close_wait":18446744073709551616', 1)
+    batch, errors = ingest.parse_records(body)
+    assert batch.names == ["b"] and batch.positions().tolist() == [1]
+    assert {(e["index"], e["field"]) for e in errors} == {
+        (0, "front_close_wait"),
+        (2, "cpu_user_pct"),
+    }
