@@ -3,6 +3,7 @@ scored again from the latest tick, steps closed by the clock, silent servers for
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -107,3 +108,19 @@ def test_servers_silent_past_evict_after_are_forgotten_and_rows_renumbered() -> 
     assert service.buffers.names == ["b"] and list(service.cache) == [0]
     assert service.cache[0] is kept and service.feed_stats.evicted_servers == 1
     assert service.feed(steps_body(["a"], 1, T0 + 289 * 300))["new_servers"] == 1
+
+
+def test_stale_and_rejected_records_are_counted_and_logged_as_warnings(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    service = InferenceService(forecaster=SeasonalNaiveForecaster(), clock=Clock())
+    service.feed(steps_body(["a"], 289))
+    old = make_record("a", T0 - 300)  # before the 24-hour window
+    bad = make_record("a", T0, state="melted")
+    with caplog.at_level(logging.WARNING, logger="inference.feed"):
+        result = service.feed(orjson.dumps([old, bad]))
+    assert (result["stale"], result["rejected"], result["status"]) == (1, 1, "partial")
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("1 of 2 records are stale" in m for m in messages)
+    assert any("rejected 1 of 2 records" in m and "state" in m for m in messages)
+    assert (service.feed_stats.stale, service.feed_stats.rejected) == (1, 1)
