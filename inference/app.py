@@ -231,6 +231,13 @@ def _add_routes(app: FastAPI, settings: DaemonSettings, auth: Any) -> None:
     app.add_api_route("/health", health, methods=["GET"])
     app.add_api_route("/health", health, methods=["POST"], operation_id="health_post")
 
+    @app.get("/history", dependencies=[auth])
+    def history(server: str) -> dict[str, Any]:
+        found = views.history(service(), server)
+        if found is None:
+            raise HTTPException(404, f"unknown server {server!r}: not in the daemon's buffers")
+        return found
+
     @app.get("/alerts", dependencies=[auth])
     def alerts(min_level: str = "warning") -> dict[str, Any]:
         try:

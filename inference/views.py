@@ -13,16 +13,19 @@ from typing import Any
 
 import numpy as np
 
+import data_contract as dc
 import risk
 from inference.predictions import (
     accuracy_fields,
     iso,
+    iso_many,
     live_fields,
     predict_body,
     server_entry,
     trajectory_fields,
 )
 from inference.service import Forecast, InferenceService
+from inference.windows import window_values
 
 SILENT_LEVEL = "warning"
 
@@ -186,4 +189,37 @@ def health(service: InferenceService) -> dict[str, Any]:
         "last_pass": stats,
         "accuracy": accuracy,
         "uptime_s": round(time.time() - service.started_at, 1),
+    }
+
+
+def history(service: InferenceService, server: str) -> dict[str, Any] | None:
+    """/history of one server (None if unknown): its closed 5-minute steps in the buffer
+    (up to the 24-hour window, from its first tick), as the model reads them; a step
+    without ticks is null (the model sees it filled, see window_values)."""
+    now = service.clock()
+    with service.lock:
+        row = service.buffers.index.get(server)
+        if row is None:
+            return None
+        snapshot = service.buffers.snapshot(np.array([row]), now)
+        first = int(service.buffers.arrays["first"][row])
+    values, _ = window_values(snapshot)
+    steps = snapshot.last_step[0] + np.arange(1 - values.shape[1], 1)
+    keep = steps >= first
+    observed = snapshot.count[0][keep] > 0
+    rounded = np.round(values[0][keep].astype(np.float64), 3)
+    columns = np.where(observed[:, None], rounded, np.nan).T.tolist()
+    states = [
+        dc.VALID_STATES[c] if seen else None
+        for c, seen in zip(snapshot.state[0][keep].tolist(), observed.tolist(), strict=True)
+    ]
+    return {
+        "server": server,
+        "step_seconds": service.buffers.step_seconds,
+        "timestamps": iso_many(steps[keep] * service.buffers.step_seconds),
+        "values": {
+            m: [None if v != v else v for v in column]
+            for m, column in zip(dc.METRIC_COLUMNS, columns, strict=True)
+        },
+        "states": states,
     }

@@ -441,3 +441,15 @@ async def test_docs_are_off_by_default_and_behind_the_key_when_on() -> None:
     body = schema["paths"]["/feed"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"]["type"] == "array"
     assert set(body["schema"]["items"]["required"]) == set(dc.REQUIRED_COLUMNS)
+
+
+async def test_history_needs_the_key_and_names_an_unknown_server() -> None:
+    async with running(app_with()) as client:
+        await client.post("/feed", content=steps_body(["a"], 3), headers=AUTH)
+        assert (await client.get("/history", params={"server": "a"})).status_code == 401
+        found = await client.get("/history", params={"server": "a"}, headers=AUTH)
+        missing = await client.get("/history", params={"server": "zz"}, headers=AUTH)
+        no_name = await client.get("/history", headers=AUTH)
+    assert found.status_code == 200 and len(found.json()["timestamps"]) == 3
+    assert missing.status_code == 404 and "zz" in missing.json()["detail"]
+    assert no_name.status_code == 422

@@ -84,3 +84,20 @@ def test_a_host_back_after_two_days_is_not_ready_and_shows_its_observed_share() 
     entry = entries(service)["back"]
     assert entry["warmup"]["ready"] is False and entry["warmup"]["observed"] == 0.3  # 1 step
     assert entry["forecast_status"] == "warming_up" and service.run_pass() == 0
+
+
+def test_history_lists_the_closed_steps_since_the_first_tick_with_gaps_as_null() -> None:
+    clock = Clock(T0 + 4 * 300 + 10)  # step 4 is open
+    service = InferenceService(forecaster=SeasonalNaiveForecaster(), clock=clock)
+    ticks = [make_record("a", T0 + 300 * k, mem_used_pct=10.0 * k) for k in (0, 1, 3, 4)]
+    service.feed(orjson.dumps([*ticks, make_record("a", T0 + 300 + 30, mem_used_pct=20.0)]))
+    body = views.history(service, "a")
+    assert body["timestamps"] == [
+        "2025-06-15T15:10:00Z",
+        "2025-06-15T15:15:00Z",
+        "2025-06-15T15:20:00Z",
+        "2025-06-15T15:25:00Z",
+    ]
+    assert body["values"]["mem_used_pct"] == [0.0, 15.0, None, 30.0]  # step 1: mean of two
+    assert body["states"] == ["healthy", "healthy", None, "healthy"]
+    assert body["step_seconds"] == 300 and views.history(service, "nobody") is None
