@@ -1,0 +1,74 @@
+"""Fleet overview: environment status, readiness, model, risk distribution, top risks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import Dash, Input, Output, dcc, html
+
+from dashboard import figures, tables
+from dashboard.client import DaemonError
+from dashboard.source import Source
+from dashboard.widgets import data_table
+
+PATH = "/"
+TITLE = "Overview"
+TOP_COLUMNS = ("server", "risk_score", "risk_level", "reason")
+FALLBACK_STYLE = {"fontWeight": "bold", "color": figures.LEVEL_COLOURS["critical"]}
+
+
+def layout(query: dict[str, str]) -> html.Div:
+    return html.Div(
+        [
+            html.Div(id="ov-status"),
+            dcc.Graph(id="ov-distribution"),
+            html.H3("Top risk"),
+            data_table(
+                id="ov-top",
+                columns=[{"name": c, "id": c} for c in TOP_COLUMNS],
+                style_cell={"textAlign": "left"},
+            ),
+        ]
+    )
+
+
+def status_block(predict: dict[str, Any]) -> html.Div:
+    status = tables.environment_status(predict)
+    model, fallback = tables.model_text(predict.get("model", {}))
+    model_line = html.P(
+        f"Model: {model}" + ("  (FALLBACK, not the TFT)" if fallback else ""),
+        style=FALLBACK_STYLE if fallback else {},
+    )
+    return html.Div(
+        [
+            html.H2(
+                f"Environment status: {status}",
+                style={"color": figures.LEVEL_COLOURS.get(status, "#000")},
+            ),
+            html.P(tables.readiness(predict)),
+            model_line,
+        ]
+    )
+
+
+def update(source: Source) -> tuple[Any, Any, list[dict[str, Any]]]:
+    try:
+        predict, _ = source.predict()
+    except DaemonError:
+        return html.Div(), figures.risk_distribution_figure({}), []
+    return (
+        status_block(predict),
+        figures.risk_distribution_figure(predict),
+        tables.top_risk_rows(predict),
+    )
+
+
+def register(app: Dash, source: Source) -> None:
+    @app.callback(
+        Output("ov-status", "children"),
+        Output("ov-distribution", "figure"),
+        Output("ov-top", "data"),
+        Input("tick", "n_intervals"),
+    )
+    def _update(_: int) -> tuple[Any, Any, list[dict[str, Any]]]:
+        return update(source)

@@ -1,0 +1,47 @@
+"""Settings of the dashboard: CLI flags over environment over .env.
+
+Only TFT_API_KEY is shared with the rest of the stack; every other variable has the
+prefix TFT_DASHBOARD_ (e.g. TFT_DASHBOARD_DAEMON_URL). Built once, in dash_app.main().
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class DashboardSettings(BaseSettings):
+    """Everything dash_app.py reads; see dash_app.py --help."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TFT_DASHBOARD_",
+        env_file=ROOT / ".env",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    api_key: SecretStr | None = Field(default=None, validation_alias="TFT_API_KEY")
+    daemon_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8501, ge=1, le=65_535)
+    refresh_seconds: float = Field(default=30.0, ge=1, le=3_600)
+    request_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    heatmap_max_servers: int = Field(default=200, ge=1, le=5_000)
+    # Optional HTTP basic auth of the dashboard itself: a JSON object {"user": "password"}.
+    basic_auth_users: dict[str, SecretStr] = Field(default_factory=dict)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("daemon_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
