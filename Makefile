@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   := training/server_metrics.parquet
 
-.PHONY: install data demo test lint format bench drills clean
+.PHONY: install data demo test lint format bench drills browser-deps clean
 
 install: $(STAMP)
 
@@ -36,7 +36,19 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+# The browser test's Chromium (Debian packages chromium, chromium-driver), installed where
+# this machine allows it (root with apt-get); elsewhere that test is skipped and says so.
+browser-deps:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing chromium and chromium-driver for the browser test"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				chromium chromium-driver) >/dev/null 2>&1 \
+				|| echo "could not install chromium: the browser test will be skipped"; \
+		else echo "no chromium (and not root with apt-get): the browser test will be skipped"; fi; \
+	fi
+
+test: lint browser-deps
 	$(BIN)/pytest
 
 format: $(STAMP)

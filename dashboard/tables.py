@@ -43,6 +43,8 @@ def model_text(model: dict[str, Any]) -> tuple[str, bool]:
     kind, name = model.get("kind", "unknown"), model.get("name") or "unnamed"
     parts = [kind, name]
     trained = model.get("trained_on")
+    if isinstance(trained, dict) and {"start", "end"} <= trained.keys():
+        trained = (trained["start"][:10], trained["end"][:10])
     if isinstance(trained, list | tuple) and len(trained) == 2:
         parts.append(f"trained on {trained[0]} to {trained[1]}")
     elif trained:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the stack on this machine, in order: the inference daemon (port 8000), then the
-# metrics generator daemon feeding it a simulated fleet (control API on port 8001).
-# Ctrl+C stops both; the daemon saves its buffers to state/ and restarts warm.
+# metrics generator daemon feeding it a simulated fleet (control API on port 8001), and
+# the dashboard (port 8501).
+# Ctrl+C stops all three; the daemon saves its buffers to state/ and restarts warm.
 #   SERVERS=20 SCENARIO=healthy SPEED=1 deploy/run_stack.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,9 +36,13 @@ done
     --speed "$SPEED" &
 pids+=($!)
 
+"$PY" dash_app.py --daemon-url http://127.0.0.1:8000 --port 8501 &
+pids+=($!)
+
 cat <<'TEXT'
 
-Stack running. In another terminal:
+Stack running. Dashboard: http://localhost:8501
+In another terminal:
   KEY=$(grep ^TFT_API_KEY= .env | cut -d= -f2)
   curl -s http://127.0.0.1:8000/health
   curl -s -H "X-API-Key: $KEY" http://127.0.0.1:8000/predict | head -c 600

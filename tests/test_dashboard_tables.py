@@ -24,6 +24,12 @@ def test_model_text_flags_fallback() -> None:
     assert tables.model_text({"kind": "tft", "name": "m"}) == ("tft · m", False)
     trained = {"kind": "tft", "name": "m", "trained_on": ["2026-11-01", "2026-11-20"]}
     assert tables.model_text(trained)[0] == "tft · m · trained on 2026-11-01 to 2026-11-20"
+    daemon = {
+        "kind": "tft",
+        "name": "m",
+        "trained_on": {"start": "2024-11-20T01:10:00+00:00", "end": "2025-01-28T23:55:00+00:00"},
+    }
+    assert tables.model_text(daemon)[0] == "tft · m · trained on 2024-11-20 to 2025-01-28"
     fallback = {"kind": "seasonal_naive", "name": "s", "reason": "no model", "last_pass": {}}
     assert tables.model_text(fallback) == ("seasonal_naive · s · no model", True)
     failed = {"kind": "tft", "name": "m", "last_pass": {"error": "boom"}}
