@@ -172,8 +172,6 @@ def _restore(service: InferenceService, settings: DaemonSettings) -> None:
         service.wal = WriteAheadLog(settings.state_dir / "wal")
     if restore_state(service, settings.state_dir, service.wal):
         settle_memory()
-    if service.wal is not None and service.wal.segments:  # replayed: snapshot it at once,
-        save_state(service, settings.state_dir, service.wal)  # or crash loops replay more
 
 
 def _save(service: InferenceService, settings: DaemonSettings) -> None:

@@ -190,12 +190,15 @@ def restore_state(
 ) -> bool:
     """Load directory/STATE_FILE into a fresh service, then apply the log's batches that
     the file does not hold (all of them without a usable file); False if there was
-    nothing (an unusable file is moved aside)."""
+    nothing (an unusable file is moved aside). After a replay the state is saved at once:
+    a daemon crashing again within the save interval would otherwise replay ever more."""
     _remove_temporaries(directory)
     header = _restore_file(service, directory / STATE_FILE)
     replayed = 0
     if wal is not None:
         replayed = replay_log(service, wal, (header or {}).get("wal_from") or 0)
+    if replayed:
+        save_state(service, directory, wal)
     return header is not None or replayed > 0
 
 
