@@ -171,20 +171,60 @@ def heatmap_points(predict: dict[str, Any], limit: int) -> tuple[list[str], list
 def accuracy_rows(predict: dict[str, Any]) -> list[dict[str, Any]]:
     """Fleet-wide mean MASE per horizon and method over every (server, metric) scored,
     from /predict?accuracy=true; [] when nothing is scored yet."""
-    sums: dict[tuple[str, str], list[float]] = {}
-    for server in entries(predict).values():
-        block = server.get("accuracy") or {}
-        for horizon in HORIZONS:
-            mase = (block.get(horizon) or {}).get("mase") or {}
-            for method in METHODS:
-                values = [v for v in (mase.get(method) or {}).values() if v is not None]
-                sums.setdefault((horizon, method), []).extend(values)
+    lists = _mase_lists([s.get("accuracy") for s in entries(predict).values()])
     rows = []
     for horizon in HORIZONS:
         row: dict[str, Any] = {"horizon": horizon}
         for method in METHODS:
-            values = sums.get((horizon, method)) or []
-            row[method] = round(sum(values) / len(values), 3) if values else None
+            row[method] = _mean(
+                [v for (h, m, _), vs in lists.items() if (h, m) == (horizon, method) for v in vs]
+            )
         if any(row[m] is not None for m in METHODS):
             rows.append(row)
     return rows
+
+
+def accuracy_metric_columns() -> list[str]:
+    """The per-metric accuracy table's value columns: "<horizon> <method>"."""
+    return [f"{h} {m}" for h in HORIZONS for m in METHODS]
+
+
+def accuracy_metric_rows(blocks: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
+    """Mean MASE per metric (rows) and horizon x method (columns) over the given
+    servers' accuracy blocks (one block: one server); metrics never scored are left out."""
+    lists = _mase_lists(blocks)
+    metrics = sorted({metric for _, _, metric in lists})
+    rows = []
+    for metric in metrics:
+        row: dict[str, Any] = {"metric": metric}
+        for h in HORIZONS:
+            for m in METHODS:
+                row[f"{h} {m}"] = _mean(lists.get((h, m, metric), []))
+        rows.append(row)
+    return rows
+
+
+def scored_servers(predict: dict[str, Any]) -> list[str]:
+    """The servers with at least one scored forecast, by name."""
+    return sorted(
+        name
+        for name, server in entries(predict).items()
+        if any((server.get("accuracy") or {}).get("scored", {}).values())
+    )
+
+
+def _mase_lists(blocks: list[dict[str, Any] | None]) -> dict[tuple[str, str, str], list[float]]:
+    """Every scored MASE of the blocks, by (horizon, method, metric)."""
+    lists: dict[tuple[str, str, str], list[float]] = {}
+    for block in blocks:
+        for horizon in HORIZONS:
+            mase = ((block or {}).get(horizon) or {}).get("mase") or {}
+            for method in METHODS:
+                for metric, value in (mase.get(method) or {}).items():
+                    if value is not None:
+                        lists.setdefault((horizon, method, metric), []).append(value)
+    return lists
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 3) if values else None

@@ -69,6 +69,13 @@ def history_body(server: str) -> dict[str, Any]:
     return {"server": server, "step_seconds": 300, "timestamps": times, "values": values}
 
 
+def accuracy_block() -> dict[str, Any]:
+    """One server's /predict?accuracy=true block: 30 min scored, the longer horizons not."""
+    mase = {"tft": {"mem_used_pct": 0.5}, "last_value": {"mem_used_pct": 0.9}}
+    mase["seasonal_naive"] = {"mem_used_pct": 1.1}
+    return {"scored": {"30m": 12, "1h": 0, "8h": 0}, "30m": {"mase": mase}, "1h": None, "8h": None}
+
+
 def alerts_body() -> dict[str, Any]:
     alert = {"server": "ppdb001", "kind": "risk", "level": "critical", "risk_score": 88}
     alert |= {"factors": [MEM_FACTOR], "forecast_origin": "2026-12-06T03:00:00Z"}
@@ -91,6 +98,8 @@ def handler(request: httpx.Request) -> httpx.Response:
         if params.get("trajectory") == "true":
             for entry in body["predictions"].values():
                 entry["trajectory"] = trajectory()
+        if params.get("accuracy") == "true":
+            body["predictions"]["ppdb001"]["accuracy"] = accuracy_block()
         if params.get("servers"):
             wanted = params["servers"].split(",")
             body["predictions"] = {n: s for n, s in body["predictions"].items() if n in wanted}

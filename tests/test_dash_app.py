@@ -18,6 +18,8 @@ from dashboard.settings import DashboardSettings
 from dashboard.source import Source
 from tests.dashboard_fixtures import KEY, transport
 
+SCORES = {"tft": 0.5, "last_value": 0.9, "seasonal_naive": 1.1}
+
 
 def settings(**extra: object) -> DashboardSettings:
     return DashboardSettings(_env_file=None, api_key=KEY, **extra)
@@ -87,14 +89,24 @@ def test_status_banner_states() -> None:
 
 def test_page_updates() -> None:
     src = source()
-    block, fig, top = overview.update(src)
+    block, fig, note, top = overview.update(src)
     assert "critical" in json.dumps(block.to_plotly_json(), default=str)
-    assert top[0]["server"] == "ppdb001" and fig.data
+    assert top[0]["server"] == "ppdb001" and fig.data and note == ""
     assert len(servers.update(src)) == 3
     assert list(heatmap.update(src, 200).data[0].y)[0] == "ppdb001"
     count, rows = alerts.update(src)
     assert count.startswith("2 active alerts") and rows[1]["server"] == "ppold9"
-    note, rows = accuracy.update(src)
+    note, rows, metric_rows, choices, server_rows = accuracy.update(src, "ppdb001")
+    assert note == "" and rows == [{"horizon": "30m", **SCORES}]
+    assert choices == ["ppdb001"] and metric_rows == server_rows
+    assert server_rows[0]["metric"] == "mem_used_pct" and server_rows[0]["30m tft"] == 0.5
+    assert accuracy.update(src, "ppweb002")[4] == []
+
+
+def test_accuracy_page_says_why_it_is_empty() -> None:
+    client = DaemonClient("http://daemon:8000", KEY, transport=transport())
+    client.predict = lambda **_: {"predictions": {}}  # nothing scored yet
+    note, rows, *_ = accuracy.update(Source(client, ttl=60))
     assert note == accuracy.NOT_YET and rows == []
 
 
@@ -110,6 +122,7 @@ def test_server_page_update() -> None:
 
 def test_pages_survive_a_daemon_that_is_down() -> None:
     down = source(key=None)
-    assert overview.update(down)[2] == []
+    assert overview.update(down)[2:] == ("", [])
+    assert accuracy.update(down)[0].startswith("authentication failed")
     assert servers.update(down) == []
     assert alerts.update(down)[0].startswith("authentication failed")

@@ -106,6 +106,12 @@ def plot_traces(driver: object) -> list[dict]:
     return driver.execute_script(script)
 
 
+def wait_for_plot(driver: object, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not plot_traces(driver) and time.monotonic() < deadline:
+        time.sleep(0.3)
+
+
 @pytest.mark.timeout(300)
 def test_every_view_loads_and_a_server_shows_its_forecast_band(
     stack: tuple[str, list[str]],
@@ -114,12 +120,13 @@ def test_every_view_loads_and_a_server_shows_its_forecast_band(
     driver = browser()
     try:
         visit(driver, f"{url}/", "overview", f"{SERVERS}/{SERVERS}")
+        wait_for_plot(driver)
+        driver.save_screenshot(str(SHOTS / "overview.png"))
+        assert plot_traces(driver), "the overview shows no risk distribution chart"
         page = visit(driver, f"{url}/servers", "servers", names[-1])
         assert all(name in page for name in names)
         visit(driver, f"{url}/server?name={names[0]}", "server", names[0])
-        deadline = time.monotonic() + 30
-        while not plot_traces(driver) and time.monotonic() < deadline:
-            time.sleep(0.3)
+        wait_for_plot(driver)
         driver.save_screenshot(str(SHOTS / "server.png"))
         traces = plot_traces(driver)
         assert len(traces) >= 3 and any(t["fill"] for t in traces), traces  # band filled

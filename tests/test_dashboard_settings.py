@@ -37,3 +37,26 @@ def test_every_setting_is_in_env_example() -> None:
     for name in DashboardSettings.model_fields:
         if name != "api_key":
             assert f"TFT_DASHBOARD_{name.upper()}=" in example, name
+
+
+def test_key_from_secrets_toml_when_the_environment_has_none(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('api_key = "from-secrets"\n')
+    built = DashboardSettings(_env_file=None, secrets_file=secrets)
+    assert built.api_key is not None and built.api_key.get_secret_value() == "from-secrets"
+    built = DashboardSettings(_env_file=None, secrets_file=secrets, api_key="from-env")
+    assert built.api_key.get_secret_value() == "from-env"
+    secrets.write_text('TFT_API_KEY = "upper"\n')
+    built = DashboardSettings(_env_file=None, secrets_file=secrets)
+    assert built.api_key.get_secret_value() == "upper"
+    assert DashboardSettings(_env_file=None, secrets_file=tmp_path / "none").api_key is None
+
+
+def test_bad_secrets_toml_names_the_file(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text("api_key = [1]\n")
+    with pytest.raises(ValueError, match="api_key must be a string"):
+        DashboardSettings(_env_file=None, secrets_file=secrets)
+    secrets.write_text("api_key = \n")
+    with pytest.raises(ValueError, match="cannot read the secrets file"):
+        DashboardSettings(_env_file=None, secrets_file=secrets)

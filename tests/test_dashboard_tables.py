@@ -100,3 +100,21 @@ def test_accuracy_rows() -> None:
     assert tables.accuracy_rows(body) == [
         {"horizon": "30m", "tft": 0.5, "last_value": 0.8, "seasonal_naive": None}
     ]
+
+
+def test_accuracy_metric_rows_average_servers_per_metric() -> None:
+    one = {"30m": {"mase": {"tft": {"mem_used_pct": 0.4}, "last_value": {"mem_used_pct": 1.0}}}}
+    two = {"30m": {"mase": {"tft": {"mem_used_pct": 0.6, "cpu_idle_pct": None}}}, "8h": None}
+    rows = tables.accuracy_metric_rows([one, two, None])
+    assert [r["metric"] for r in rows] == ["mem_used_pct"]
+    assert rows[0]["30m tft"] == 0.5 and rows[0]["30m last_value"] == 1.0
+    assert rows[0]["8h tft"] is None
+    assert set(rows[0]) == {"metric", *tables.accuracy_metric_columns()}
+
+
+def test_scored_servers() -> None:
+    body = predict_body()
+    assert tables.scored_servers(body) == []
+    body["predictions"]["ppweb002"]["accuracy"] = {"scored": {"30m": 0, "1h": 2, "8h": 0}}
+    body["predictions"]["ppdb001"]["accuracy"] = {"scored": {"30m": 0, "1h": 0, "8h": 0}}
+    assert tables.scored_servers(body) == ["ppweb002"]

@@ -23,6 +23,7 @@ def layout(query: dict[str, str]) -> html.Div:
             html.Div(id="ov-status"),
             dcc.Graph(id="ov-distribution"),
             html.H3("Top risk"),
+            html.P(id="ov-top-note"),
             data_table(
                 id="ov-top",
                 columns=[{"name": c, "id": c} for c in TOP_COLUMNS],
@@ -51,15 +52,20 @@ def status_block(predict: dict[str, Any]) -> html.Div:
     )
 
 
-def update(source: Source) -> tuple[Any, Any, list[dict[str, Any]]]:
+NO_RISK = "No server has a risk score above 0."
+
+
+def update(source: Source) -> tuple[Any, Any, str, list[dict[str, Any]]]:
     try:
         predict, _ = source.predict()
     except DaemonError:
-        return html.Div(), figures.risk_distribution_figure({}), []
+        return html.Div(), figures.risk_distribution_figure({}), "", []
+    top = tables.top_risk_rows(predict)
     return (
         status_block(predict),
         figures.risk_distribution_figure(predict),
-        tables.top_risk_rows(predict),
+        "" if top else NO_RISK,
+        top,
     )
 
 
@@ -67,8 +73,9 @@ def register(app: Dash, source: Source) -> None:
     @app.callback(
         Output("ov-status", "children"),
         Output("ov-distribution", "figure"),
+        Output("ov-top-note", "children"),
         Output("ov-top", "data"),
         Input("tick", "n_intervals"),
     )
-    def _update(_: int) -> tuple[Any, Any, list[dict[str, Any]]]:
+    def _update(_: int) -> tuple[Any, Any, str, list[dict[str, Any]]]:
         return update(source)
