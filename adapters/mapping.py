@@ -1,0 +1,301 @@
+"""Source documents -> /feed records: the pure mapping layer of the database adapters.
+
+A mapping (the "mapping" object of an adapter's JSON config) names where each contract
+field lives in a source document:
+
+    {"fields": {"cpu_user_pct": "cpu.user",
+                "mem_used_pct": {"source": "system.memory.actual.used.pct", "scale": 100}},
+     "server_name": "host.name", "state": "status"}
+
+A path resolves through nested objects and also through literal dotted keys. With a
+"fields" table, metrics it does not name are 0; without one (passthrough) every metric
+is read under its contract name and a missing one is an error. A source without a state
+gets the spec's state (data_contract.determine_state). Every record is checked by the
+contract's own model (data_contract.MetricRecord), the one the daemon's /feed applies,
+so what the daemon would refuse becomes a MappingError here instead.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from numbers import Real
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import ValidationError
+
+import data_contract as dc
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_CONFIG_KEYS = ("fields", "server_name", "state")
+_RULE_KEYS = frozenset({"source", "scale"})
+_ISO_TIME = re.compile(
+    r"(?P<base>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)(?:[.,](?P<frac>\d+))?"
+    r"(?P<zone>[Zz]|[+-]\d\d(?::?\d\d)?)?"
+)
+
+
+class MappingError(ValueError):
+    """A document that cannot become a contract record: which field, and why."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Where one metric comes from: a source path, and a factor its value is multiplied by."""
+
+    source: str
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A validated mapping; fields None is passthrough (metrics under their contract names)."""
+
+    fields: dict[str, Rule] | None = None
+    server_name: str = "server_name"
+    state: str = "state"
+    time_field: str = "timestamp"
+
+    def rules(self) -> dict[str, Rule]:
+        """The rule of each mapped metric (passthrough: every metric, by its own name)."""
+        if self.fields is None:
+            return {name: Rule(name) for name in dc.METRIC_COLUMNS}
+        return self.fields
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A document (or a group of them) that could not be mapped; the loop quarantines it."""
+
+    index: int
+    field: str
+    problem: str
+    document: Any
+
+
+# --- configuration --------------------------------------------------------------------
+
+
+def mapping_from_config(config: dict | None, *, time_field: str = "timestamp") -> Mapping:
+    """The Mapping of a config's "mapping" object (None: passthrough).
+
+    Raises ValueError naming the offending key, so a bad config fails at start."""
+    config = {} if config is None else config
+    if not isinstance(config, dict):
+        raise ValueError(f"mapping: must be an object, got {type(config).__name__}")
+    unknown = sorted(set(config) - set(_CONFIG_KEYS))
+    if unknown:
+        raise ValueError(f"mapping.{unknown[0]}: unknown key (known: {', '.join(_CONFIG_KEYS)})")
+    fields = config.get("fields")
+    return Mapping(
+        fields=None if fields is None else _rules(fields),
+        server_name=_path(config.get("server_name", "server_name"), "mapping.server_name"),
+        state=_path(config.get("state", "state"), "mapping.state"),
+        time_field=_path(time_field, "time_field"),
+    )
+
+
+def _path(value: object, key: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{key}: must be a non-empty source path string, got {value!r}")
+    return value
+
+
+def _rules(fields: object) -> dict[str, Rule]:
+    if not isinstance(fields, dict) or not fields:
+        raise ValueError("mapping.fields: must be a non-empty object {contract metric: rule}")
+    for name in fields:
+        if name not in dc.METRIC_SPECS:
+            replaced = dc.DEPRECATED_COLUMNS.get(name)
+            why = f"deprecated, replaced by {replaced}" if replaced else "not a contract metric"
+            known = ", ".join(dc.METRIC_COLUMNS)
+            raise ValueError(f"mapping.fields.{name}: {why} (metrics: {known})")
+    return {name: _rule(spec, f"mapping.fields.{name}") for name, spec in fields.items()}
+
+
+def _rule(spec: object, key: str) -> Rule:
+    if isinstance(spec, str):
+        return Rule(_path(spec, key))
+    if not isinstance(spec, dict) or set(spec) - _RULE_KEYS:
+        raise ValueError(f"{key}: must be a source path or {{'source': path, 'scale': factor}}")
+    scale = spec.get("scale", 1.0)
+    if isinstance(scale, bool) or not isinstance(scale, Real) or not 0 < scale < math.inf:
+        raise ValueError(f"{key}.scale: must be a positive number, got {scale!r}")
+    return Rule(_path(spec.get("source"), f"{key}.source"), float(scale))
+
+
+# --- values ---------------------------------------------------------------------------
+
+
+def get_path(doc: object, path: str) -> Any:
+    """The value at a dotted path: a literal key first, then through nested objects
+    (any split of the path into keys: {"system.cpu": {"user": 1}} finds "system.cpu.user").
+    None when absent."""
+    if not isinstance(doc, dict):
+        return None
+    if path in doc:
+        return doc[path]
+    parts = path.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        head = ".".join(parts[:cut])
+        if head in doc:
+            found = get_path(doc[head], ".".join(parts[cut:]))
+            if found is not None:
+                return found
+    return None
+
+
+def to_number(value: object, field: str) -> float:
+    """A finite number as float; MappingError if missing (None), a boolean or not a number."""
+    if value is None:
+        raise MappingError(field, "missing")
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise MappingError(field, f"not a number (got {value!r:.60})")
+    number = float(value)
+    if not math.isfinite(number):
+        raise MappingError(field, f"not a finite number (got {number})")
+    return number
+
+
+def parse_time(value: object, field: str = "timestamp") -> datetime:
+    """An aware UTC datetime from a datetime (naive = UTC), an ISO 8601 string (Z, offsets,
+    any fractional digits: kept to the microsecond) or epoch milliseconds."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+    if isinstance(value, str):
+        return _parse_iso(value, field)
+    if isinstance(value, Real) and not isinstance(value, bool):
+        try:
+            return EPOCH + timedelta(milliseconds=float(value))
+        except (OverflowError, ValueError):
+            raise MappingError(field, f"epoch milliseconds out of range (got {value})") from None
+    what = "missing" if value is None else f"not a time (got {value!r:.60})"
+    raise MappingError(field, what)
+
+
+def _parse_iso(text: str, field: str) -> datetime:
+    match = _ISO_TIME.fullmatch(text.strip())
+    if match is None:
+        raise MappingError(field, f"not an ISO 8601 time (got {text!r:.60})")
+    fraction = (match["frac"] or "")[:6].ljust(6, "0")
+    zone = match["zone"] or ""
+    if zone in ("Z", "z"):
+        zone = "+00:00"
+    elif zone:
+        zone = f"{zone[:3]}:{zone[-2:]}" if len(zone) > 3 else f"{zone}:00"
+    try:
+        return parse_time(datetime.fromisoformat(f"{match['base']}.{fraction}{zone}"))
+    except ValueError as exc:
+        raise MappingError(field, f"not a valid time ({exc})") from None
+
+
+def format_time(moment: datetime) -> str:
+    """ISO 8601 in UTC with a Z, as /feed takes it (microseconds only when present)."""
+    return parse_time(moment).isoformat().replace("+00:00", "Z")
+
+
+# --- records --------------------------------------------------------------------------
+
+
+def derive_states(records: list[dict]) -> list[str]:
+    """The spec's state of each record (data_contract.determine_state), vectorised: CPU
+    used is 100 - cpu_idle_pct, memory mem_used_pct, hour and business hours of its
+    timestamp in UTC; no anomaly score or operator flags are known to an adapter."""
+    if not records:
+        return []
+    stamps = pd.DatetimeIndex([parse_time(r["timestamp"]) for r in records])
+    feats = dc.time_features(stamps)
+    idle = np.array([float(r["cpu_idle_pct"]) for r in records])
+    mem = np.array([float(r["mem_used_pct"]) for r in records])
+    hour, business = feats["hour"].to_numpy(), feats["is_business_hours"].to_numpy()
+    return [str(s) for s in dc.determine_state(100.0 - idle, mem, hour, business)]
+
+
+def derive_state(record: dict) -> str:
+    """The spec's state for one record (see derive_states)."""
+    return derive_states([record])[0]
+
+
+def check_record(record: dict) -> dict:
+    """The record as /feed takes it, checked by the contract's MetricRecord (the daemon's
+    rules: known state, bounds, integers, no NaN); MappingError for its first problem."""
+    try:
+        model = dc.MetricRecord.model_validate(record)
+    except ValidationError as exc:
+        first = dc.describe_validation_errors(exc)[0]
+        raise MappingError(first["field"], first["problem"]) from None
+    out = model.model_dump()
+    out["timestamp"] = format_time(model.timestamp)
+    return out
+
+
+def _metric(doc: dict, column: str, rule: Rule) -> float:
+    where = "" if rule.source == column else f" (source {rule.source})"
+    try:
+        value = to_number(get_path(doc, rule.source), column) * rule.scale
+    except MappingError as exc:
+        raise MappingError(column, exc.problem + where) from None
+    if dc.METRIC_SPECS[column].kind == "int" and rule.scale != 1.0:
+        return float(math.floor(value))  # e.g. uptime seconds x 1/86400 -> whole days
+    return value
+
+
+def _extract(doc: object, mapping: Mapping) -> dict:
+    """The 17 fields of a document, unchecked; state None where the source has none."""
+    if not isinstance(doc, dict):
+        raise MappingError("(document)", f"must be an object, got {type(doc).__name__}")
+    name = get_path(doc, mapping.server_name)
+    if name is None:
+        raise MappingError("server_name", f"missing (source {mapping.server_name})")
+    record = {
+        "timestamp": parse_time(get_path(doc, mapping.time_field), mapping.time_field),
+        "server_name": name,
+        "state": get_path(doc, mapping.state),
+    }
+    rules = mapping.rules()
+    for column in dc.METRIC_COLUMNS:
+        rule = rules.get(column)
+        record[column] = 0.0 if rule is None else _metric(doc, column, rule)
+    return record
+
+
+def to_record(doc: dict, mapping: Mapping) -> dict:
+    """One source document as a /feed record; MappingError naming the field and problem."""
+    record = _extract(doc, mapping)
+    if record["state"] is None:
+        record["state"] = derive_state(record)
+    return check_record(record)
+
+
+def map_documents(docs: Iterable[Any], mapping: Mapping) -> tuple[list[dict], list[Failure]]:
+    """The records of the documents that map, and a Failure for each one that does not
+    (never raised: the loop quarantines them). States are derived in one vectorised pass."""
+    extracted: list[tuple[int, Any, dict]] = []
+    failures: list[Failure] = []
+    for index, doc in enumerate(docs):
+        try:
+            extracted.append((index, doc, _extract(doc, mapping)))
+        except MappingError as exc:
+            failures.append(Failure(index, exc.field, exc.problem, doc))
+    stateless = [record for _, _, record in extracted if record["state"] is None]
+    for record, state in zip(stateless, derive_states(stateless), strict=True):
+        record["state"] = state
+    records = []
+    for index, doc, record in extracted:
+        try:
+            records.append(check_record(record))
+        except MappingError as exc:
+            failures.append(Failure(index, exc.field, exc.problem, doc))
+    return records, sorted(failures, key=lambda f: f.index)

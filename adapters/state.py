@@ -1,0 +1,97 @@
+"""An adapter's cursor: what it has delivered, kept in a JSON state file.
+
+The cursor is the newest delivered document time plus the ids of the documents delivered
+within the overlap window before it. A poll re-reads from (time - overlap) and skips the
+ids it holds, so a document that shares a timestamp with delivered ones, or that became
+visible late (within the window), is sent once and only once. The file is replaced
+atomically (temp file, fsync, rename, fsync of the directory) after each answered POST.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+FORMAT = 1
+
+
+class StateFileError(RuntimeError):
+    """The state file cannot be read: says which file and how to recover."""
+
+
+@dataclass
+class Cursor:
+    """The newest delivered time (None: nothing yet) and the delivered ids at or after
+    time - overlap, with their times (epoch seconds)."""
+
+    time: datetime | None = None
+    sent: dict[str, float] = field(default_factory=dict)
+
+    def seen(self, doc_id: str) -> bool:
+        return doc_id in self.sent
+
+    def mark(self, delivered: list[tuple[str, datetime]], overlap: timedelta) -> None:
+        """Record delivered (id, time) pairs; forget ids older than the window."""
+        for doc_id, at in delivered:
+            self.sent[doc_id] = at.timestamp()
+            if self.time is None or at > self.time:
+                self.time = at
+        if self.time is not None:
+            oldest = (self.time - overlap).timestamp()
+            self.sent = {k: v for k, v in self.sent.items() if v >= oldest}
+
+    def start(self, overlap: timedelta) -> datetime | None:
+        """Where the next poll reads from: time - overlap (None: no cursor yet)."""
+        return None if self.time is None else self.time - overlap
+
+
+def load(path: Path) -> Cursor:
+    """The cursor in path; an empty cursor when the file does not exist."""
+    if not path.exists():
+        return Cursor()
+    try:
+        body = json.loads(path.read_text())
+        if body.get("format") != FORMAT:
+            raise ValueError(f"format {body.get('format')!r}, expected {FORMAT}")
+        at = body["time"]
+        time = datetime.fromisoformat(at.replace("Z", "+00:00")) if at else None
+        return Cursor(time=time, sent={str(k): float(v) for k, v in body["sent"].items()})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise StateFileError(
+            f"cannot read the adapter state file {path}: {error}. Move it aside to start "
+            "again from --backfill-hours (the daemon drops what it already holds)"
+        ) from error
+
+
+def save(path: Path, cursor: Cursor) -> None:
+    """Write the cursor atomically (0600)."""
+    body: dict[str, Any] = {
+        "format": FORMAT,
+        "time": cursor.time.astimezone(timezone.utc).isoformat() if cursor.time else None,
+        "sent": cursor.sent,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as out:
+            json.dump(body, out, separators=(",", ":"))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
