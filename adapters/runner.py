@@ -103,14 +103,14 @@ def build_loop(
     args: argparse.Namespace,
     *,
     source: Source,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> Loop:
     """The loop of a run: a dry run prints records and keeps no cursor or quarantine."""
     state_file = args.state_file or state_file_for(
         settings.tft_adapter_state_dir, spec.name, args.config
     )
     if args.dry_run:
-        quarantine, send, state_file = Quarantine(None), _printer(out), None
+        quarantine, send, state_file = Quarantine(None), _printer(out or sys.stdout), None
     else:
         quarantine = Quarantine(
             config.quarantine_file or state_file.with_suffix(".quarantine.jsonl")

@@ -1,0 +1,191 @@
+"""adapters/mongodb_adapter.py through pymongo against the MongoDB protocol fake
+(tests/protocol_fakes/mongodb.py) on a real socket, and end to end with a daemon process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+
+import data_contract as dc
+from adapters import runner, state
+from adapters.base import Loop, Totals
+from adapters.config import AdapterSettings
+from adapters.mongodb_adapter import SPEC, MongoAdapterConfig, connect
+from adapters.quarantine import Quarantine
+from tests.adapter_helpers import contract_docs, now_step, start_adapter, write_config
+from tests.daemon_helpers import AUTH, KEY, free_port, start_daemon, wait_for
+from tests.protocol_fakes.mongodb import MongoFake
+
+DB, COLL = "monitoring", "server_metrics"
+
+
+@pytest.fixture
+def mongo() -> Any:
+    with MongoFake() as server:
+        yield server
+
+
+def config_body(uri: str, daemon: str = "http://127.0.0.1:9", **extra: Any) -> dict[str, Any]:
+    database = {"uri": uri, "database": DB, "collection": COLL, "timeout_ms": 2000}
+    return {"database": database, "tft_daemon": {"url": daemon, "api_key": KEY}} | extra
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def __call__(self, records: list[dict[str, Any]]) -> Totals:
+        self.sent += records
+        return Totals(records=len(records), applied=len(records))
+
+
+def loop(uri: str, tmp_path: Path, send: Recorder, batch: int) -> Loop:
+    config = MongoAdapterConfig.model_validate(config_body(uri, batch_size=batch))
+    path = tmp_path / "cursor.json"
+    return Loop(
+        source=connect(config, AdapterSettings(_env_file=None)),
+        mapper=SPEC.make_mapper(config),
+        send=send,
+        quarantine=Quarantine(tmp_path / "q.jsonl"),
+        state_file=path,
+        batch_size=batch,
+        backfill=timedelta(days=2),
+        cursor=state.load(path),
+    )
+
+
+def keys(records: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {(r["server_name"], r["timestamp"]) for r in records}
+
+
+def test_pages_through_many_documents_sharing_a_timestamp(mongo: MongoFake, tmp_path: Path) -> None:
+    end = now_step()
+    docs = contract_docs(servers=700, steps=3, end=end)  # 700 documents per timestamp
+    mongo.insert_many(DB, COLL, docs)
+    send = Recorder()
+    first = loop(mongo.uri, tmp_path, send, batch=300)
+    first.poll(now=end + timedelta(minutes=1))
+    first.source.close()
+    assert len(send.sent) == 2100 and len(keys(send.sent)) == 2100
+    again = Recorder()
+    second = loop(mongo.uri, tmp_path, again, batch=300)  # restarted from the state file
+    second.poll(now=end + timedelta(minutes=1))
+    second.source.close()
+    assert again.sent == []
+
+
+def test_documents_visible_late_are_sent_once(mongo: MongoFake, tmp_path: Path) -> None:
+    end = now_step()
+    mongo.insert_many(DB, COLL, contract_docs(servers=3, steps=4, end=end))
+    send = Recorder()
+    adapter = loop(mongo.uri, tmp_path, send, batch=100)
+    adapter.poll(now=end)
+    late = contract_docs(servers=1, steps=1, end=end - timedelta(seconds=30))
+    late[0]["server_name"] = "late"
+    mongo.insert_many(DB, COLL, late, visible=False)
+    adapter.poll(now=end)
+    assert len(send.sent) == 12
+    mongo.release(DB, COLL)
+    adapter.poll(now=end)
+    adapter.poll(now=end)
+    adapter.source.close()
+    assert len(send.sent) == 13 and send.sent[-1]["server_name"] == "late"
+
+
+def test_export_writes_a_contract_parquet(mongo: MongoFake, tmp_path: Path) -> None:
+    end = now_step()
+    mongo.insert_many(DB, COLL, contract_docs(servers=2, steps=30, end=end))
+    config = write_config(tmp_path / "c.json", config_body(mongo.uri))
+    out = tmp_path / "fleet.parquet"
+    since = (end - timedelta(minutes=50)).isoformat()
+    code = runner.main(SPEC, ["--config", str(config), "--export", str(out), "--since", since])
+    frame = pd.read_parquet(out)
+    assert code == 0 and len(frame) == 2 * 11 and dc.validate_schema(frame) == (True, [])
+    assert frame["timestamp"].min() == pd.Timestamp(end - timedelta(minutes=50))
+
+
+def test_dry_run_prints_records_and_keeps_no_cursor(
+    mongo: MongoFake, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mongo.insert_many(DB, COLL, contract_docs(servers=2, steps=2, end=now_step()))
+    config = write_config(tmp_path / "c.json", config_body(mongo.uri))
+    cursor = tmp_path / "cursor.json"
+    args = ["--config", str(config), "--once", "--dry-run", "--state-file", str(cursor)]
+    assert runner.main(SPEC, [*args, "--backfill-hours", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and '"server_name":"srv000"' in lines[0] and not cursor.exists()
+
+
+def test_once_fails_while_the_daemon_is_down(mongo: MongoFake, tmp_path: Path) -> None:
+    mongo.insert_many(DB, COLL, contract_docs(servers=1, steps=2, end=now_step()))
+    url = f"http://127.0.0.1:{free_port()}"
+    config = write_config(tmp_path / "c.json", config_body(mongo.uri, daemon=url))
+    cursor = tmp_path / "cursor.json"
+    args = ["--config", str(config), "--once", "--state-file", str(cursor)]
+    assert runner.main(SPEC, [*args, "--backfill-hours", "1"]) == 1 and not cursor.exists()
+
+
+def test_once_fails_while_mongodb_is_down(tmp_path: Path) -> None:
+    uri = f"mongodb://127.0.0.1:{free_port()}/?directConnection=true"
+    config = write_config(tmp_path / "c.json", config_body(uri))
+    args = ["--config", str(config), "--once", "--state-file", str(tmp_path / "s.json")]
+    started = time.monotonic()
+    assert runner.main(SPEC, args) == 1
+    assert time.monotonic() - started < 30  # the configured 2 s timeout, not pymongo's 30 s
+
+
+def test_bad_config_exits_2(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.json", {"database": {"database": DB}})
+    assert runner.main(SPEC, ["--config", str(config), "--once"]) == 2
+
+
+# --- end to end: adapter processes and a daemon process ------------------------------
+
+
+def health(url: str) -> dict[str, Any]:
+    return httpx.get(f"{url}/health", timeout=5).json()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_kill_9_mid_backlog_then_restart_delivers_every_record_once(
+    mongo: MongoFake, tmp_path: Path
+) -> None:
+    docs = contract_docs(servers=20, steps=280, end=now_step())  # 5,600 records, 23 h
+    mongo.insert_many(DB, COLL, docs)
+    port, log = free_port(), tmp_path / "daemon.log"
+    daemon = start_daemon(port, tmp_path / "state", log)
+    url = f"http://127.0.0.1:{port}"
+    config = write_config(tmp_path / "c.json", config_body(mongo.uri, daemon=url, batch_size=100))
+    cursor, env = tmp_path / "cursor.json", {**os.environ, "PYTHONUNBUFFERED": "1"}
+    args = ["--config", str(config), "--daemon", "--interval", "0.5", "--state-file", str(cursor)]
+    args += ["--backfill-hours", "30"]
+    try:
+        wait_for(lambda: health(url)["status"], 90, "daemon", log)
+        adapter = start_adapter("mongodb_adapter.py", *args, env=env, log=tmp_path / "a.log")
+        wait_for(lambda: health(url)["feed"]["applied"] >= 1000, 60, "first records", log)
+        adapter.send_signal(signal.SIGKILL)
+        adapter.wait(timeout=10)
+        kept = health(url)["feed"]["applied"]
+        assert kept < len(docs), "the kill came too late to test anything"
+        adapter = start_adapter("mongodb_adapter.py", *args, env=env, log=tmp_path / "a.log")
+        wait_for(lambda: health(url)["feed"]["received"] >= len(docs), 120, "the rest", log)
+        time.sleep(2)  # a few more polls: nothing new may arrive
+        adapter.send_signal(signal.SIGTERM)
+        assert adapter.wait(timeout=20) == 0
+        feed = health(url)
+        assert feed["feed"]["applied"] == len(docs) and feed["ticks_held"] == len(docs)
+        assert feed["feed"]["rejected"] == 0
+        predict = httpx.get(f"{url}/predict", headers=AUTH, timeout=10).json()
+        assert set(predict["predictions"]) == {f"srv{s:03d}" for s in range(20)}
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=30)
