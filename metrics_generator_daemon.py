@@ -66,6 +66,16 @@ def parse_args(argv: list[str] | None = None) -> dict[str, Any]:
         action="store_true",
         help="no API key: for a daemon run with --insecure-no-auth",
     )
+    p.add_argument(
+        "--to-mongodb",
+        metavar="URI",
+        help="write into MongoDB (monitoring.server_metrics) instead of POSTing to the daemon",
+    )
+    p.add_argument(
+        "--to-elasticsearch",
+        metavar="URL",
+        help="index into Elasticsearch (server-metrics) instead of POSTing to the daemon",
+    )
     p.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     p.add_argument(
         "--write-cores",

@@ -29,6 +29,7 @@ from simfeed.records import aggregate_steps, time_major, to_records
 from simfeed.scenarios import ScenarioController, check_servers, default_servers
 from simfeed.sender import FeedSender
 from simfeed.settings import Settings
+from simfeed.sinks import open_sink
 from simfeed.timing import STEP_SECONDS, StreamClock, backfill_window, next_wake, tick_seconds
 
 logger = logging.getLogger(__name__)
@@ -178,11 +179,11 @@ def run(settings: Settings, stop: threading.Event) -> int:
         "Metrics generator daemon: %d servers (seed %d) -> %s",
         settings.servers,
         settings.seed,
-        settings.daemon_url,
+        settings.to_mongodb or settings.to_elasticsearch or settings.daemon_url,
     )
     warn_if_ahead(settings)
     with make_client(settings) as client:
-        sender = FeedSender(
+        sender = open_sink(settings) or FeedSender(
             client,
             settings.batch_size,
             settings.buffer_records,
@@ -199,6 +200,7 @@ def run(settings: Settings, stop: threading.Event) -> int:
                 stream(controller, sender, settings, stop)
         finally:
             _finish(sender)
+            sender.close()
             if control is not None:
                 control.stop()
     return 0

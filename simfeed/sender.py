@@ -97,6 +97,9 @@ class FeedSender:
         self._buffer: deque[dict[str, Any]] = deque()
         self._next_attempt = 0.0
 
+    def close(self) -> None:
+        """Nothing to release (the caller owns the HTTP client); sinks close theirs."""
+
     @property
     def pending(self) -> int:
         """Records waiting to be sent."""

@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     # closes the idle connection meets "Connection reset by peer".
     keepalive_s: float = Field(default=2.0, ge=0, le=300)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Sinks: write into MongoDB or Elasticsearch (for an adapter to read) instead of
+    # POSTing to the daemon; the collection and index are the adapters' example configs'.
+    to_mongodb: str | None = None  # a mongodb:// URI
+    mongodb_database: str = "monitoring"
+    mongodb_collection: str = "server_metrics"
+    to_elasticsearch: str | None = None  # an http(s):// URL
+    elasticsearch_index: str = "server-metrics"
 
     @field_validator("api_key", mode="before")
     @classmethod
@@ -64,7 +71,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
-        if self.api_key is None and not self.insecure_no_auth:
+        if self.to_mongodb and self.to_elasticsearch:
+            raise ValueError("choose one sink: --to-mongodb or --to-elasticsearch")
+        sink = self.to_mongodb or self.to_elasticsearch
+        if self.api_key is None and not self.insecure_no_auth and not sink:
             raise ValueError(
                 "TFT_API_KEY is not set: run `python generate_api_key.py` (writes it to .env) "
                 "or pass --insecure-no-auth for a daemon started with --insecure-no-auth"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -75,3 +76,11 @@ def test_cursor_round_trip_and_pruning(tmp_path: Path) -> None:
     with pytest.raises(state.StateFileError, match="Move it aside"):
         state.load(path)
     assert state.load(tmp_path / "none.json") == state.Cursor()
+
+
+def test_every_adapter_setting_is_in_env_example() -> None:
+    from adapters.config import AdapterSettings
+
+    example = (ROOT / ".env.example").read_text()
+    for name in AdapterSettings.model_fields:
+        assert re.search(rf"^#? ?{name.upper()}=", example, re.M), name
