@@ -95,8 +95,14 @@ def _describe(error: dict[str, Any], batch: list[dict[str, Any]]) -> str:
     return f"{where}: {error.get('field')}: {error.get('problem')}"
 
 
-def log_answer(answer: FeedAnswer, batch: list[dict[str, Any]], response: httpx.Response) -> None:
-    """Info for what was applied, warnings for rejected and stale records."""
+def log_answer(
+    answer: FeedAnswer,
+    batch: list[dict[str, Any]],
+    response: httpx.Response,
+    quiet: bool = False,
+) -> None:
+    """Info for what was applied (debug when quiet and all of it was applied: the
+    streaming status line sums it up), warnings for rejected and stale records."""
     n, code = len(batch), response.status_code
     if answer.rejected:
         why = describe_errors(answer.errors, batch) if answer.errors else response.text[:500]
@@ -113,8 +119,13 @@ def log_answer(answer: FeedAnswer, batch: list[dict[str, Any]], response: httpx.
             answer.stale,
         )
     if code < 300:
-        logger.info(
-            "Forwarded %d records to TFT daemon%s%s", n, _warmup(answer), _detail(answer, n)
+        routine = quiet and answer.applied == n and not _warmup(answer)
+        logger.log(
+            logging.DEBUG if routine else logging.INFO,
+            "Forwarded %d records to TFT daemon%s%s",
+            n,
+            _warmup(answer),
+            _detail(answer, n),
         )
 
 

@@ -34,6 +34,7 @@ from simfeed.timing import STEP_SECONDS, StreamClock, backfill_window, next_wake
 
 logger = logging.getLogger(__name__)
 
+STATUS_EVERY_S = 60.0
 BACKFILL_ROWS = 200_000  # simulated rows per backfill chunk (bounds memory at 1 s ticks)
 
 
@@ -104,13 +105,42 @@ def stream(
         sim.step_seconds,
         settings.speed,
     )
+    sender.quiet, status = True, StatusLine(sender, clock)
     while not stop.is_set():
         due = sclock.steps_due(sim.now, clock())
         if due:
             sender.enqueue(to_records(time_major(controller.advance(min(due, most)))))
         sender.flush()
+        status.maybe_log()
         if due <= most:
             stop.wait(next_wake(sclock.mono_start, settings.interval, clock()))
+
+
+class StatusLine:
+    """One info line every STATUS_EVERY_S while streaming, instead of one per POST."""
+
+    def __init__(self, sender: FeedSender, clock: Callable[[], float]) -> None:
+        self.sender, self.clock = sender, clock
+        self.last, self.counts = clock(), sender.stats.as_dict()
+
+    def maybe_log(self) -> None:
+        if self.clock() - self.last < STATUS_EVERY_S:
+            return
+        now, counts = self.sender.stats.as_dict(), self.counts
+        d = {k: now[k] - counts[k] for k in now}
+        logger.info(
+            "Streaming: %d records forwarded in %.0f s (%d applied, %d duplicates, %d stale, "
+            "%d rejected), %d dropped, %d buffered",
+            d["forwarded"],
+            self.clock() - self.last,
+            d["applied"],
+            d["duplicates"],
+            d["stale"],
+            d["rejected"],
+            d["dropped"],
+            self.sender.pending,
+        )
+        self.last, self.counts = self.clock(), now
 
 
 class ControlServer:

@@ -94,6 +94,7 @@ class FeedSender:
         self.client, self.batch_size, self.max_records = client, batch_size, max_records
         self.backoff_initial, self.backoff_max, self.clock = backoff_initial, backoff_max, clock
         self.stats = SenderStats()
+        self.quiet = False  # True while streaming: routine answers are logged at debug
         self._buffer: deque[dict[str, Any]] = deque()
         self._next_attempt = 0.0
 
@@ -194,7 +195,7 @@ class FeedSender:
         self.stats.failures, self._next_attempt = 0, 0.0
         answer = read_answer(response, len(batch), default)
         self.stats.add(answer, len(batch))
-        log_answer(answer, batch, response)
+        log_answer(answer, batch, response, self.quiet)
         return Outcome.SENT if response.status_code < 300 else Outcome.REJECTED
 
     def _retry(self, reason: str, delay: float | None = None) -> Outcome:

@@ -20,6 +20,7 @@ import fleet_model as fm
 import metrics_generator as mg
 import risk
 from simfeed import scenarios as sc
+from simfeed.answers import FeedAnswer
 from simfeed.control import create_control_app
 from simfeed.records import aggregate_steps, to_records
 from simfeed.runner import (
@@ -796,3 +797,18 @@ def test_a_switch_raises_the_affected_servers_risk_within_the_stated_steps(
         risk = _risk(frame, server, servers[server])
         assert max(risk[: late + within]) >= score, (server, risk[: late + within])
         assert max(_risk(base, server, servers[server])[: late + within]) < 50, server
+
+
+def test_streaming_status_line_sums_up_the_quiet_posts(caplog: pytest.LogCaptureFixture) -> None:
+    from simfeed.runner import STATUS_EVERY_S, StatusLine
+
+    now = [0.0]
+    sender = FeedSender(httpx.Client(), batch_size=10, max_records=100, clock=lambda: now[0])
+    status = StatusLine(sender, lambda: now[0])
+    sender.stats.add(FeedAnswer(applied=7, duplicates=1), 8)
+    with caplog.at_level(logging.INFO, logger="simfeed.runner"):
+        status.maybe_log()
+        assert "Streaming" not in caplog.text
+        now[0] = STATUS_EVERY_S
+        status.maybe_log()
+    assert "Streaming: 8 records forwarded in 60 s (7 applied, 1 duplicates" in caplog.text
