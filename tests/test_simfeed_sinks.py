@@ -4,14 +4,19 @@ fakes, in the shape the adapters' example configs read."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from adapters.config import AdapterSettings
+from adapters.elasticsearch_adapter import SPEC as ES_SPEC
+from adapters.elasticsearch_adapter import EsAdapterConfig
 from adapters.mongodb_adapter import SPEC as MONGO_SPEC
 from adapters.mongodb_adapter import MongoAdapterConfig
 from simfeed.settings import Settings
 from simfeed.sinks import open_sink
 from tests.adapter_helpers import contract_docs, now_step
+from tests.protocol_fakes.elasticsearch import ElasticsearchFake
 from tests.protocol_fakes.mongodb import MongoFake
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,3 +68,25 @@ def test_settings_refuse_two_sinks_and_need_no_key_with_one() -> None:
         assert "choose one sink" in str(error)
     else:
         raise AssertionError("two sinks were accepted")
+
+
+def test_elasticsearch_sink_writes_what_the_elasticsearch_adapter_reads() -> None:
+    with ElasticsearchFake(auto_refresh=True) as server:
+        sink = open_sink(Settings(_env_file=None, to_elasticsearch=server.url))
+        assert sink is not None
+        sent = records()
+        sink.enqueue(sent)
+        sink.enqueue(sent[:5])  # resent: the same ids, indexed over themselves
+        assert sink.flush() and sink.stats.applied == 17
+        sink.close()
+        assert server.count("server-metrics") == 12
+        example = json.loads((ROOT / "adapters/elasticsearch_adapter_config.json").read_text())
+        example["elasticsearch"]["hosts"] = [server.url]
+        config = EsAdapterConfig.model_validate(example)
+        source = ES_SPEC.make_source(config, AdapterSettings(_env_file=None))
+        docs = [
+            d for page in source.pages(now_step() - timedelta(hours=1), None, 100) for d in page
+        ]
+        source.close()
+        mapped = ES_SPEC.make_mapper(config)([d.body for d in docs], final=True, now=now_step())
+        assert not mapped.failures and sorted(keys(mapped.records)) == sorted(keys(sent))

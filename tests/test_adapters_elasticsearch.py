@@ -1,0 +1,149 @@
+"""adapters/elasticsearch_adapter.py through elasticsearch-py against the Elasticsearch
+protocol fake (tests/protocol_fakes/elasticsearch.py) on a real socket."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from adapters import runner, state
+from adapters.base import Loop, Totals
+from adapters.config import AdapterSettings
+from adapters.elasticsearch_adapter import SPEC, EsAdapterConfig, connect
+from adapters.quarantine import Quarantine
+from inference.ingest import parse_feed
+from tests.adapter_helpers import contract_docs, now_step, write_config
+from tests.daemon_helpers import KEY
+from tests.protocol_fakes.elasticsearch import ElasticsearchFake
+from tests.test_adapters_metricbeat import FAR, metricbeat_docs
+
+ROOT = Path(__file__).resolve().parents[1]
+INDEX = "server-metrics"
+
+
+def config_body(url: str, **extra: Any) -> dict[str, Any]:
+    source = {"hosts": [url], "index_pattern": "server-metrics*", "time_field": "timestamp"}
+    daemon = {"url": "http://127.0.0.1:9", "api_key": KEY}
+    return {"elasticsearch": source | extra.pop("source", {}), "tft_daemon": daemon} | extra
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def __call__(self, records: list[dict[str, Any]]) -> Totals:
+        self.sent += records
+        return Totals(records=len(records), applied=len(records))
+
+
+def loop(
+    body: dict[str, Any], tmp_path: Path, send: Recorder, settings: AdapterSettings | None = None
+) -> Loop:
+    config = EsAdapterConfig.model_validate(body)
+    path = tmp_path / "cursor.json"
+    return Loop(
+        source=connect(config, settings or AdapterSettings(_env_file=None)),
+        mapper=SPEC.make_mapper(config),
+        send=send,
+        quarantine=Quarantine(tmp_path / "q.jsonl"),
+        state_file=path,
+        batch_size=config.batch_size,
+        backfill=timedelta(days=2),
+        cursor=state.load(path),
+    )
+
+
+def keys(records: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {(r["server_name"], r["timestamp"]) for r in records}
+
+
+@pytest.mark.parametrize("version", ["8.15.0", "9.1.0"])
+def test_pages_through_shared_timestamps_once_and_resumes(tmp_path: Path, version: str) -> None:
+    end = now_step()
+    with ElasticsearchFake(version=version) as server:
+        server.index_docs(INDEX, contract_docs(servers=700, steps=3, end=end, iso=True))
+        send = Recorder()
+        body = config_body(server.url, batch_size=300)
+        first = loop(body, tmp_path, send)
+        first.poll(now=end + timedelta(minutes=1))
+        first.source.close()
+        again = Recorder()
+        second = loop(body, tmp_path, again)
+        second.poll(now=end + timedelta(minutes=1))
+        second.source.close()
+    assert len(send.sent) == 2100 and len(keys(send.sent)) == 2100 and again.sent == []
+
+
+def test_documents_refreshed_late_are_sent_once(tmp_path: Path) -> None:
+    end = now_step()
+    with ElasticsearchFake() as server:
+        server.index_docs(INDEX, contract_docs(servers=3, steps=4, end=end, iso=True))
+        send = Recorder()
+        adapter = loop(config_body(server.url), tmp_path, send)
+        adapter.poll(now=end)
+        late = contract_docs(servers=1, steps=1, end=end - timedelta(seconds=30), iso=True)
+        late[0]["server_name"] = "late"
+        server.index_docs(INDEX, late, visible=False)
+        adapter.poll(now=end)
+        assert len(send.sent) == 12
+        server.refresh(INDEX)
+        adapter.poll(now=end)
+        adapter.poll(now=end)
+        adapter.source.close()
+    assert len(send.sent) == 13 and send.sent[-1]["server_name"] == "late"
+
+
+def test_metricbeat_example_config_joins_metricbeat_documents(tmp_path: Path) -> None:
+    body = json.loads((ROOT / "adapters/elasticsearch_metricbeat_config.json").read_text())
+    docs = metricbeat_docs(hosts=3, steps=18)  # 3 minutes of 10 s fetches: 3 buckets of 60 s
+    with ElasticsearchFake() as server:
+        server.index_docs("metricbeat-8.15.0-2024.01.03", docs)
+        body["elasticsearch"]["hosts"] = [server.url]
+        body["batch_size"] = 50  # pages cut through buckets
+        send = Recorder()
+        adapter = loop(body, tmp_path, send)
+        totals = adapter.poll(now=FAR)
+        adapter.source.close()
+    assert totals.unmappable == 0 and len(send.sent) == 3 * 3
+    stamps = sorted({r["timestamp"] for r in send.sent})
+    assert keys(send.sent) == {(f"web-{h}", t) for h in range(3) for t in stamps}
+    assert len(stamps) == 3
+    parse_feed(json.dumps(send.sent).encode())  # the daemon takes every record
+    assert all(r["net_in_mb_s"] > 0 and r["disk_usage_pct"] == 42.0 for r in send.sent)
+
+
+def test_api_key_and_basic_auth_with_the_password_from_the_environment(tmp_path: Path) -> None:
+    end = now_step()
+    with ElasticsearchFake(basic_auth=("monitor", "s3cret")) as server:
+        server.index_docs(INDEX, contract_docs(servers=1, steps=2, end=end, iso=True))
+        settings = AdapterSettings(_env_file=None, tft_elasticsearch_password=SecretStr("s3cret"))
+        body = config_body(server.url, source={"username": "monitor"})
+        send = Recorder()
+        adapter = loop(body, tmp_path, send, settings)
+        adapter.poll(now=end)
+        adapter.source.close()
+        assert len(send.sent) == 2
+        wrong = config_body(server.url, source={"username": "monitor", "password": "nope"})
+        config = write_config(tmp_path / "c.json", wrong)
+        args = ["--config", str(config), "--once", "--state-file", str(tmp_path / "s.json")]
+        assert runner.main(SPEC, [*args, "--backfill-hours", "1"]) == 1
+    with ElasticsearchFake(api_key="a2V5OnZhbHVl") as server:
+        server.index_docs(INDEX, contract_docs(servers=1, steps=2, end=end, iso=True))
+        send = Recorder()
+        body = config_body(server.url, source={"api_key": "a2V5OnZhbHVl"})
+        adapter = loop(body, tmp_path / "k", send)
+        adapter.poll(now=end)
+        adapter.source.close()
+        assert len(send.sent) == 2
+
+
+def test_once_fails_while_elasticsearch_is_down(tmp_path: Path) -> None:
+    body = config_body("http://127.0.0.1:9", source={"request_timeout_s": 2})
+    config = write_config(tmp_path / "c.json", body)
+    args = ["--config", str(config), "--once", "--state-file", str(tmp_path / "s.json")]
+    assert runner.main(SPEC, args) == 1
