@@ -6,8 +6,10 @@ tie-breaker, in pages) and a mapper turns documents into contract records. One p
 1. reads from the cursor's time minus the overlap window (default 60 s), skipping the
    documents already delivered (their ids are in the cursor), page by page;
 2. maps each page; documents that cannot be mapped go to the quarantine;
-3. POSTs the records to /feed; records the daemon rejects go to the quarantine;
-4. only then marks the page's documents delivered and saves the cursor.
+3. POSTs the records to /feed (in a thread: the next page is fetched and mapped while the
+   daemon answers); records the daemon rejects go to the quarantine;
+4. only once the daemon answered, marks the page's documents delivered and saves the
+   cursor, page after page in order.
 
 A mapper may hold back the tail of a page (Metricbeat's join waits for a period's last
 metricset); held documents are offered again with the next page, or at the poll's end.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -102,35 +105,53 @@ class Loop:
     batch_size: int = 1000
     backfill: timedelta = timedelta(0)
     cursor: cursor_state.Cursor = field(default_factory=cursor_state.Cursor)
+    _sender: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="send"), repr=False
+    )
+    _in_flight: tuple[Future, list[Doc], list[Failure]] | None = field(default=None, repr=False)
 
     def poll(self, *, now: datetime, stop: Callable[[], bool] = bool) -> Totals:
         """One poll from the cursor (without one: from now - backfill, at least the
         overlap); the poll's totals. stop() is asked after each page."""
         start = self.cursor.start(self.overlap) or now - max(self.backfill, self.overlap)
         totals, held = Totals(), []
-        for page in self.source.pages(start, None, self.batch_size):
-            fresh = [doc for doc in page if not self.cursor.seen(doc.id)]
-            held = self._deliver(held + fresh, final=False, now=now, totals=totals)
-            if stop():
-                return totals
-        self._deliver(held, final=True, now=now, totals=totals)
+        try:
+            for page in self.source.pages(start, None, self.batch_size):
+                fresh = [doc for doc in page if not self.cursor.seen(doc.id)]
+                held = self._deliver(held + fresh, final=False, now=now, totals=totals)
+                if stop():
+                    return totals
+            self._deliver(held, final=True, now=now, totals=totals)
+        finally:
+            self._settle(totals)
         return totals
 
     def _deliver(self, docs: list[Doc], *, final: bool, now: datetime, totals: Totals) -> list:
-        """Map, forward and mark delivered what the mapper is done with; the rest."""
+        """Map what the mapper is done with and start sending it (one batch in flight, so
+        the next page is fetched and mapped meanwhile); the rest of docs."""
         if not docs:
             return []
         mapped = self.mapper([d.body for d in docs], final=final, now=now)
-        done = docs[: mapped.consumed]
-        sent = self.send(mapped.records)
-        unmappable = [_failure_entry(f) for f in mapped.failures]
-        sent.unmappable = self.quarantine.add("unmappable", unmappable)
+        self._settle(totals)  # the previous batch's answer first: the cursor moves in order
+        future = self._sender.submit(self.send, mapped.records)
+        self._in_flight = (future, docs[: mapped.consumed], mapped.failures)
+        return docs[mapped.consumed :]
+
+    def _settle(self, totals: Totals) -> None:
+        """Wait for the batch in flight; once answered, quarantine its unmappable
+        documents, mark its documents delivered and save the cursor. Raises the send's
+        error (DaemonUnavailable...): then nothing of that batch is marked."""
+        if self._in_flight is None:
+            return
+        future, done, failures = self._in_flight
+        self._in_flight = None
+        sent = future.result()
+        sent.unmappable = self.quarantine.add("unmappable", [_failure_entry(f) for f in failures])
         sent.documents = len(done)
         self.cursor.mark([(d.id, d.time) for d in done], self.overlap)
         if self.state_file is not None and done:
             cursor_state.save(self.state_file, self.cursor)
         totals.add(sent)
-        return docs[mapped.consumed :]
 
 
 def plain_mapper(mapping: Mapping) -> Mapper:

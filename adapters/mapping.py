@@ -17,6 +17,7 @@ so what the daemon would refuse becomes a MappingError here instead.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable
@@ -66,11 +67,13 @@ class Mapping:
     state: str = "state"
     time_field: str = "timestamp"
 
+    @functools.cached_property
+    def _passthrough(self) -> dict[str, Rule]:
+        return {name: Rule(name) for name in dc.METRIC_COLUMNS}
+
     def rules(self) -> dict[str, Rule]:
         """The rule of each mapped metric (passthrough: every metric, by its own name)."""
-        if self.fields is None:
-            return {name: Rule(name) for name in dc.METRIC_COLUMNS}
-        return self.fields
+        return self._passthrough if self.fields is None else self.fields
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,10 @@ def get_path(doc: object, path: str) -> Any:
 
 def to_number(value: object, field: str) -> float:
     """A finite number as float; MappingError if missing (None), a boolean or not a number."""
+    if type(value) is float or type(value) is int:  # the common case, without the ABC check
+        number = float(value)
+        if math.isfinite(number):
+            return number
     if value is None:
         raise MappingError(field, "missing")
     if isinstance(value, bool) or not isinstance(value, Real):

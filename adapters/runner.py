@@ -79,6 +79,7 @@ def main(spec: AdapterSpec, argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per POST otherwise
     try:
         settings, config = AdapterSettings(), load_config(args.config, spec.config_model)
         source = spec.make_source(config, settings)

@@ -1,0 +1,1 @@
+"""Wire-protocol test servers that real database clients talk to over TCP."""
