@@ -27,10 +27,12 @@ from numbers import Real
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 from pydantic import ValidationError
 
 import data_contract as dc
+from inference.ingest import parse_records
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _CONFIG_KEYS = ("fields", "server_name", "state")
@@ -288,7 +290,8 @@ def to_record(doc: dict, mapping: Mapping) -> dict:
 
 def map_documents(docs: Iterable[Any], mapping: Mapping) -> tuple[list[dict], list[Failure]]:
     """The records of the documents that map, and a Failure for each one that does not
-    (never raised: the loop quarantines them). States are derived in one vectorised pass."""
+    (never raised: the loop quarantines them). States are derived in one vectorised pass,
+    and the records are checked in one pass by the daemon's own /feed parser."""
     extracted: list[tuple[int, Any, dict]] = []
     failures: list[Failure] = []
     for index, doc in enumerate(docs):
@@ -299,10 +302,36 @@ def map_documents(docs: Iterable[Any], mapping: Mapping) -> tuple[list[dict], li
     stateless = [record for _, _, record in extracted if record["state"] is None]
     for record, state in zip(stateless, derive_states(stateless), strict=True):
         record["state"] = state
-    records = []
+    records, rejected = _checked_records(extracted)
+    return records, sorted(failures + rejected, key=lambda f: f.index)
+
+
+def _checked_records(extracted: list[tuple[int, Any, dict]]) -> tuple[list[dict], list[Failure]]:
+    """The records /feed would apply, and a Failure (its first error) for each other."""
+    for _, _, record in extracted:
+        record["timestamp"] = format_time(record["timestamp"])
+    try:
+        body = orjson.dumps([record for _, _, record in extracted])
+    except TypeError:  # a value JSON cannot hold (e.g. an ObjectId as the name): one by one
+        return _checked_one_by_one(extracted)
+    errors: dict[int, dict] = {}
+    for error in parse_records(body)[1]:
+        errors.setdefault(error["index"], error)
+    records, failures = [], []
+    for position, (index, doc, record) in enumerate(extracted):
+        error = errors.get(position)
+        if error is None:
+            records.append(record)
+        else:
+            failures.append(Failure(index, error["field"], error["problem"], doc))
+    return records, failures
+
+
+def _checked_one_by_one(extracted: list[tuple[int, Any, dict]]) -> tuple[list[dict], list[Failure]]:
+    records, failures = [], []
     for index, doc, record in extracted:
         try:
             records.append(check_record(record))
         except MappingError as exc:
             failures.append(Failure(index, exc.field, exc.problem, doc))
-    return records, sorted(failures, key=lambda f: f.index)
+    return records, failures
