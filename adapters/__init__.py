@@ -1,4 +1,5 @@
-"""Adapters fetch metrics from MongoDB or Elasticsearch and POST them to the daemon's /feed.
+"""Adapters: fetch metrics from MongoDB or Elasticsearch and POST them to the daemon's /feed.
 
-They are the subject of the adapter issue; nothing here runs yet.
+mongodb_adapter.py and elasticsearch_adapter.py are the entry points; base.py is the loop
+they share (cursor, quarantine, forwarding), runner.py their command line.
 """

@@ -19,6 +19,8 @@ If the daemon does not answer, the poll stops with the cursor where it was.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -115,14 +117,16 @@ class Loop:
         overlap); the poll's totals. stop() is asked after each page."""
         start = self.cursor.start(self.overlap) or now - max(self.backfill, self.overlap)
         totals, held = Totals(), []
+        pages = Prefetch(self.source.pages(start, None, self.batch_size))
         try:
-            for page in self.source.pages(start, None, self.batch_size):
+            for page in pages:
                 fresh = [doc for doc in page if not self.cursor.seen(doc.id)]
                 held = self._deliver(held + fresh, final=False, now=now, totals=totals)
                 if stop():
                     return totals
             self._deliver(held, final=True, now=now, totals=totals)
         finally:
+            pages.close()
             self._settle(totals)
         return totals
 
@@ -152,6 +156,51 @@ class Loop:
         if self.state_file is not None and done:
             cursor_state.save(self.state_file, self.cursor)
         totals.add(sent)
+
+
+class Prefetch:
+    """Pages read in a thread, one ahead of the loop: the database's answer time overlaps
+    with mapping and sending. close() ends the thread (the source's generator is closed
+    there, so its cleanup, e.g. closing a point in time, runs)."""
+
+    def __init__(self, pages: Iterator[list[Doc]]) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(pages,), daemon=True)
+        self._thread.start()
+
+    def __iter__(self) -> Iterator[list[Doc]]:
+        while (item := self._queue.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self, pages: Iterator[list[Doc]]) -> None:
+        try:
+            for page in pages:
+                if not self._put(page):
+                    break
+        except BaseException as error:  # handed to the loop's thread, raised there
+            self._put(error)
+        finally:
+            pages.close()  # type: ignore[attr-defined]
+            self._put(_END)
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+
+_END = object()
 
 
 def plain_mapper(mapping: Mapping) -> Mapper:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
+from elasticsearch.serializer import OrjsonSerializer
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.base import Doc, Mapped, Mapper, SourceUnavailable, plain_mapper
@@ -105,8 +106,10 @@ class EsSource:
         return request | ({"search_after": after} if after else {})
 
     def _doc(self, hit: dict[str, Any]) -> Doc:
-        body = hit.get("_source") or {}
-        moment = parse_time(get_path(body, self.conn.time_field), self.conn.time_field)
+        body, field = hit.get("_source") or {}, self.conn.time_field
+        moment = parse_time(get_path(body, field), field)
+        if field in body:
+            body[field] = moment  # parsed once: the mapping takes the datetime
         return Doc(f"{hit.get('_index')}/{hit['_id']}", moment, body)
 
     def _call(self, method: Any, **kwargs: Any) -> Any:
@@ -130,6 +133,7 @@ def connect(config: EsAdapterConfig, settings: AdapterSettings) -> EsSource:
     password = conn.password or _secret(settings.tft_elasticsearch_password)
     api_key = conn.api_key or _secret(settings.tft_elasticsearch_api_key)
     options: dict[str, Any] = {
+        "serializer": OrjsonSerializer(),  # 2-3x faster than json for the hits
         "request_timeout": conn.request_timeout_s,
         "verify_certs": conn.verify_certs,
     }

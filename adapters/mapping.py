@@ -37,6 +37,7 @@ from inference.ingest import parse_records
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _CONFIG_KEYS = ("fields", "server_name", "state")
 _RULE_KEYS = frozenset({"source", "scale"})
+_FAST_ISO_LENGTHS = frozenset({20, 24, 27})
 _ISO_TIME = re.compile(
     r"(?P<base>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)(?:[.,](?P<frac>\d+))?"
     r"(?P<zone>[Zz]|[+-]\d\d(?::?\d\d)?)?"
@@ -195,6 +196,11 @@ def parse_time(value: object, field: str = "timestamp") -> datetime:
 
 
 def _parse_iso(text: str, field: str) -> datetime:
+    if len(text) in _FAST_ISO_LENGTHS and text[10] == "T" and text[-1] == "Z":
+        try:  # the common shapes: ...THH:MM:SS[.fff[fff]]Z
+            return datetime.fromisoformat(text[:-1]).replace(tzinfo=timezone.utc)
+        except ValueError:
+            pass
     match = _ISO_TIME.fullmatch(text.strip())
     if match is None:
         raise MappingError(field, f"not an ISO 8601 time (got {text!r:.60})")
@@ -273,11 +279,25 @@ def _extract(doc: object, mapping: Mapping) -> dict:
         "server_name": name,
         "state": get_path(doc, mapping.state),
     }
+    if mapping.fields is None and _plain_numbers(doc, record):
+        return record
     rules = mapping.rules()
     for column in dc.METRIC_COLUMNS:
         rule = rules.get(column)
         record[column] = 0.0 if rule is None else _metric(doc, column, rule)
     return record
+
+
+def _plain_numbers(doc: dict, record: dict) -> bool:
+    """Passthrough's common case: every metric a finite int or float under its own name,
+    copied into record (True); otherwise False, and the caller checks each one."""
+    values = [doc.get(column) for column in dc.METRIC_COLUMNS]
+    if not all(type(v) is float or type(v) is int for v in values):
+        return False
+    if not math.isfinite(sum(values)):  # a NaN or an infinity among them
+        return False
+    record.update(zip(dc.METRIC_COLUMNS, values, strict=True))
+    return True
 
 
 def to_record(doc: dict, mapping: Mapping) -> dict:

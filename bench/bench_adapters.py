@@ -71,7 +71,7 @@ def adapter(source: str, config_path: Path, state: Path, *args: str) -> list[str
     """The adapter's command line (under py-spy when BENCH_PROFILE names an output file)."""
     command = [sys.executable, SCRIPTS[source], "--config", str(config_path)]
     if os.environ.get("BENCH_PROFILE"):
-        spy = ["py-spy", "record", "--idle", "-o", os.environ["BENCH_PROFILE"], "-f", "raw", "--"]
+        spy = ["py-spy", "record", "-o", os.environ["BENCH_PROFILE"], "-f", "raw", "--"]
         command = spy + command
     return command + ["--state-file", str(state / "cursor.json"), *args]
 
