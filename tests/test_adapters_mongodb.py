@@ -189,3 +189,20 @@ def test_kill_9_mid_backlog_then_restart_delivers_every_record_once(
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_export_then_train_a_model_on_it(mongo: MongoFake, tmp_path: Path) -> None:
+    """The README's workflow: export a fleet's history, train the TFT on it (tiny run)."""
+    from tests.test_training import TINY_ARGS
+    from training import tft_trainer
+
+    end = now_step()
+    mongo.insert_many(DB, COLL, contract_docs(servers=4, steps=2 * 288, end=end))
+    config = write_config(tmp_path / "c.json", config_body(mongo.uri))
+    out = tmp_path / "fleet.parquet"
+    since = (end - timedelta(days=2)).isoformat()
+    assert runner.main(SPEC, ["--config", str(config), "--export", str(out), "--since", since]) == 0
+    models = tmp_path / "models"
+    assert tft_trainer.main(["--data", str(out), "--out", str(models), *TINY_ARGS]) in (0, None)
+    assert any(models.rglob("config.json")), "no model artifact was written"
