@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for chatty in ("httpx", "werkzeug"):  # a line per daemon call and per browser request
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     if settings.api_key is None:
         log.warning("TFT_API_KEY is not set: the daemon will refuse the dashboard's calls")
     app = create_app(settings)

@@ -141,8 +141,9 @@ class Index:
         """Per-position comparable keys of a field (None: missing, list: several values)."""
         field = self._alias(field)
         column = self.columns.setdefault(field, [])
-        for raw in itertools.islice(self.sources, len(column), None):
-            column.append(self._key(field, orjson.loads(raw)))
+        if len(column) < len(self.sources):
+            loads, key = orjson.loads, self._key
+            column.extend([key(field, loads(raw)) for raw in self.sources[len(column) :]])
         return column
 
     def sorted_index(self, field: str) -> tuple[np.ndarray, np.ndarray, int, bool]:
