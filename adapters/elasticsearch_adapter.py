@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.base import Doc, Mapped, Mapper, SourceUnavailable, plain_mapper
 from adapters.config import AdapterConfig, AdapterSettings
-from adapters.mapping import get_path, mapping_from_config, parse_time
+from adapters.mapping import MappingError, get_path, mapping_from_config, parse_time
 from adapters.metricbeat import join
 from adapters.runner import AdapterSpec, main
 
@@ -107,7 +107,10 @@ class EsSource:
 
     def _doc(self, hit: dict[str, Any]) -> Doc:
         body, field = hit.get("_source") or {}, self.conn.time_field
-        moment = parse_time(get_path(body, field), field)
+        try:
+            moment = parse_time(get_path(body, field), field)
+        except MappingError:  # a date format of the index's own: the sort value is ISO
+            moment = parse_time(hit["sort"][0], field)
         if field in body:
             body[field] = moment  # parsed once: the mapping takes the datetime
         return Doc(f"{hit.get('_index')}/{hit['_id']}", moment, body)

@@ -66,6 +66,8 @@ def parse_time(value: object, field: str = "timestamp") -> datetime:
     """An aware UTC datetime from a datetime (naive = UTC), an ISO 8601 string (Z, offsets,
     any fractional digits: kept to the microsecond) or epoch milliseconds."""
     if isinstance(value, datetime):
+        if value.tzinfo is timezone.utc:
+            return value
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)

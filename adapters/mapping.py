@@ -51,6 +51,7 @@ __all__ = [
     "to_record",
 ]
 
+_NUMBER_TYPES = frozenset({int, float})
 _CONFIG_KEYS = ("fields", "server_name", "state")
 _RULE_KEYS = frozenset({"source", "scale"})
 
@@ -216,7 +217,7 @@ def _plain_numbers(doc: dict, record: dict) -> bool:
     """Passthrough's common case: every metric a finite int or float under its own name,
     copied into record (True); otherwise False, and the caller checks each one."""
     values = [doc.get(column) for column in dc.METRIC_COLUMNS]
-    if not all(type(v) is float or type(v) is int for v in values):
+    if not set(map(type, values)) <= _NUMBER_TYPES:  # bool, None, str...: checked one by one
         return False
     if not math.isfinite(sum(values)):  # a NaN or an infinity among them
         return False

@@ -89,7 +89,9 @@ class MongoSource:
         return cursor.limit(size).batch_size(size)
 
     def _doc(self, body: dict[str, Any]) -> Doc:
-        return Doc(str(body["_id"]), parse_time(body.get(self.time_field), self.time_field), body)
+        moment = parse_time(body.get(self.time_field), self.time_field)
+        body[self.time_field] = moment  # in UTC once: the mapping takes it as it is
+        return Doc(str(body["_id"]), moment, body)
 
     def close(self) -> None:
         self.collection.database.client.close()

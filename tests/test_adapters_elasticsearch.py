@@ -147,3 +147,14 @@ def test_once_fails_while_elasticsearch_is_down(tmp_path: Path) -> None:
     config = write_config(tmp_path / "c.json", body)
     args = ["--config", str(config), "--once", "--state-file", str(tmp_path / "s.json")]
     assert runner.main(SPEC, args) == 1
+
+
+def test_a_time_in_the_index_own_format_is_read_from_the_sort_value() -> None:
+    config = EsAdapterConfig.model_validate(config_body("http://127.0.0.1:9"))
+    source = connect(config, AdapterSettings(_env_file=None))
+    hit = {"_index": "m", "_id": "1", "_source": {"timestamp": "06/12/2026 04:10"}}
+    hit["sort"] = ["2026-12-06T04:10:00.123456789Z"]
+    doc = source._doc(hit)
+    source.close()
+    assert doc.id == "m/1" and doc.time.isoformat() == "2026-12-06T04:10:00.123456+00:00"
+    assert doc.body["timestamp"] == doc.time
