@@ -23,6 +23,19 @@ Semantics chosen (as in real ES 8 where known):
   trailing {"_shard_doc": "asc"} (so hits carry one more sort value), as in ES.
 - Documents become visible on refresh (API, ?refresh=true|wait_for, `server.refresh()`), or
   at once with auto_refresh=True. A PIT sees what was visible when it was opened.
+- Errors are ES-shaped: 404 index_not_found_exception (a concrete index; a pattern matching
+  nothing gives no hits), 400 parsing_exception naming an unknown query clause or search
+  option, 404 search_context_missing_exception for an unknown/expired PIT; closing an
+  unknown PIT answers 404 {"succeeded": true, "num_freed": 0} (the client raises NotFoundError).
+
+Limitations: one shard per index, no aliases, analysis, relevance scoring (hits score 1.0, or
+0.0 for filter-only bools), aggregations, _source filtering, scroll, `q=`, bulk `update`,
+date math ("now-1d"), range time_zone or date_nanos resolution. A field's type is per index,
+from indices.create mappings or the first value seen; a value that does not fit it (e.g.
+"abc" in a date field) counts as missing instead of rejecting the document. URL parameters
+other than the ones used (size, from, sort, refresh, ignore_unavailable, keep_alive, ...)
+are ignored, filter_path included. Fields not named in explicit mappings are extracted on
+first use by parsing every stored _source once; map the time field to avoid that pause.
 """
 
 from __future__ import annotations

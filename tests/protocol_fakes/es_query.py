@@ -232,8 +232,7 @@ def _bool(body: Any, view: FieldView) -> Predicate | None:
     required = [p for p in required if p is not None]
     negated = [compile_query(q, view) or _never for q in _clauses(body.get("must_not", []))]
     should = [compile_query(q, view) or _always for q in _clauses(body.get("should", []))]
-    default = 0 if ("filter" in body or "must" in body) else 1
-    need = min(int(str(body.get("minimum_should_match", default))), len(should))
+    need = min(_minimum_should_match(body), len(should))
     if not (required or negated or need):
         return None
 
@@ -243,6 +242,14 @@ def _bool(body: Any, view: FieldView) -> Predicate | None:
         return need == 0 or sum(1 for p in should if p(pos)) >= need
 
     return predicate
+
+
+def _minimum_should_match(body: dict[str, Any]) -> int:
+    default = 0 if ("filter" in body or "must" in body) else 1
+    value = str(body.get("minimum_should_match", default))
+    if not value.isdigit():
+        raise EsError(400, "parsing_exception", f"minimum_should_match [{value}] unsupported")
+    return int(value)
 
 
 def _never(pos: int) -> bool:

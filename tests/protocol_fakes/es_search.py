@@ -198,29 +198,37 @@ def _total(plans: list[_Plan], track: bool | int) -> int | None:
 
 def render(hits: list[tuple[_Plan, int]], search: Search, total: int | None) -> bytes:
     """The `hits` object of the response, serialized."""
-    sorted_ = bool(search.specs)
-    getters: dict[int, list[Callable]] = {}
+    writers: dict[int, Callable[[int], bytes]] = {}
     parts = []
     for plan, pos in hits:
-        index = plan.index
-        score = b"null" if sorted_ and not search.track_scores else orjson.dumps(plan.score)
-        head = b'{"_index":%b,"_id":%b,"_score":%b' % (
-            index.name_json,
-            orjson.dumps(index.ids[pos]),
-            score,
-        )
-        source = b',"_source":' + index.sources[pos] if search.source else b""
-        tail = b"}"
-        if sorted_:
-            values = getters.get(id(plan)) or getters.setdefault(id(plan), _value_getters(plan))
-            tail = b',"sort":' + orjson.dumps([get(pos) for get in values]) + b"}"
-        parts.append(head + source + tail)
+        write = writers.get(id(plan)) or writers.setdefault(id(plan), _hit_writer(plan))
+        parts.append(write(pos))
+    sorted_ = bool(search.specs)
     meta = {"max_score": None if sorted_ or not hits else max(p.score for p, _ in hits)}
     if total is not None:
         limit = None if search.track_total is True else int(search.track_total)
         relation = "gte" if limit is not None and total > limit else "eq"
         meta = {"total": {"value": min(total, limit or total), "relation": relation}, **meta}
     return orjson.dumps(meta)[:-1] + b',"hits":[' + b",".join(parts) + b"]}"
+
+
+def _hit_writer(plan: _Plan) -> Callable[[int], bytes]:
+    """Position -> one serialized hit of this plan's index (raw _source bytes spliced in)."""
+    search, index, dumps = plan.search, plan.index, orjson.dumps
+    ids, sources = index.ids, (index.sources if search.source else None)
+    score = b"null" if search.specs and not search.track_scores else dumps(plan.score)
+    head = b'{"_index":' + index.name_json + b',"_id":'
+    middle = b',"_score":' + score + (b',"_source":' if sources else b"")
+    getters = _value_getters(plan)
+
+    def write(pos: int) -> bytes:
+        source = sources[pos] if sources else b""
+        if not getters:
+            return b"".join((head, dumps(ids[pos]), middle, source, b"}"))
+        values = dumps([get(pos) for get in getters])
+        return b"".join((head, dumps(ids[pos]), middle, source, b',"sort":', values, b"}"))
+
+    return write
 
 
 def _value_getters(plan: _Plan) -> list[Callable]:
