@@ -89,7 +89,11 @@ def main(spec: AdapterSpec, argv: list[str] | None = None) -> int:
     try:
         if args.export:
             return _export(spec, config, source, args)
-        loop = build_loop(spec, config, settings, args, source=source)
+        try:
+            loop = build_loop(spec, config, settings, args, source=source)
+        except (cursor_state.StateFileError, ValueError) as error:
+            log.error("%s", error)
+            return 2
         if args.daemon:
             return run_daemon(loop, interval=args.interval or config.fetch_interval)
         return run_once(loop)

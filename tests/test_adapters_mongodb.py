@@ -206,3 +206,10 @@ def test_export_then_train_a_model_on_it(mongo: MongoFake, tmp_path: Path) -> No
     models = tmp_path / "models"
     assert tft_trainer.main(["--data", str(out), "--out", str(models), *TINY_ARGS]) in (0, None)
     assert any(models.rglob("config.json")), "no model artifact was written"
+
+
+def test_a_corrupt_state_file_exits_2_naming_it(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.json", config_body("mongodb://127.0.0.1:9"))
+    cursor = tmp_path / "cursor.json"
+    cursor.write_text("{not json")
+    assert runner.main(SPEC, ["--config", str(config), "--once", "--state-file", str(cursor)]) == 2
