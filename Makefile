@@ -63,10 +63,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_daemon.py
 	$(BIN)/python bench/bench_memory.py
 
-# The production drills at full size (about 15 minutes): kill -9 of the daemon 20 times
-# mid-feed, then an hour of 1,000 servers at 5-second ticks, accelerated 6x.
+# The production drills at full size (about 17 minutes): kill -9 of the daemon 20 times
+# mid-feed, kill -9 of the MongoDB adapter 20 times mid-backlog, then an hour of 1,000
+# servers at 5-second ticks, accelerated 6x.
 drills: $(STAMP)
 	$(BIN)/python bench/drill_kill.py --reps 20
+	$(BIN)/python bench/drill_adapter_kill.py --kills 20
 	$(BIN)/python bench/soak.py --servers 1000 --minutes 60 --speed 6
 
 clean:
