@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 import data_contract as dc
+import risk
 from inference import accuracy
 from inference.buffers import ARRAYS, FleetBuffers
 from inference.service import InferenceService
@@ -94,6 +95,10 @@ def collect(service: InferenceService, wal: WriteAheadLog | None = None) -> dict
             if forecast.served is not None:
                 served[i] = forecast.served
         arrays["cache_served"] = served
+        arrays["cache_since"] = np.array([f.since for f in forecasts], dtype=np.float64)
+        arrays["cache_level"] = np.array(
+            [risk.LEVEL_NAMES.index(f.assessment.level) for f in forecasts], dtype=np.int8
+        )
         header = _header(b, service.forecaster.info["name"])
         header["wal_from"] = wal_from
         scores = service.accuracy.state(len(b))
@@ -178,6 +183,10 @@ def _check(header: dict[str, Any], arrays: dict[str, np.ndarray], buffers: Fleet
         served.shape != (cached, len(dc.METRIC_COLUMNS)) or served.dtype != np.int8
     ):
         raise StateFileError("array cache_served has the wrong shape or type")
+    for name, dtype in (("cache_since", np.float64), ("cache_level", np.int8)):
+        found = arrays.get(name)
+        if found is not None and (found.shape != (cached,) or found.dtype != dtype):
+            raise StateFileError(f"array {name} has the wrong shape or type")
     if header.get("accuracy_format") == accuracy.FORMAT:
         for name, *_ in accuracy.ARRAYS:
             found = arrays.get(f"acc_{name}")
@@ -262,6 +271,8 @@ def _load(service: InferenceService, header: dict[str, Any], arrays: dict[str, n
                 arrays["cache_trajectory"],
                 arrays["cache_made_at"],
                 arrays.get("cache_served"),  # absent in files from before accuracy tracking
+                since=arrays.get("cache_since"),  # absent in files from before 2026-12-06
+                levels=arrays.get("cache_level"),
             )
             _load_accuracy(service, header, arrays)
         else:

@@ -248,14 +248,24 @@ class InferenceService:
         trajectory: np.ndarray,
         made_at: np.ndarray,
         served: np.ndarray | None = None,
+        since: np.ndarray | None = None,
+        levels: np.ndarray | None = None,
     ) -> None:
-        """Cache saved forecasts again (their risk is scored again from the buffers)."""
+        """Cache saved forecasts again (their risk is scored again from the buffers); a
+        level that comes back the same keeps its saved since (when it began)."""
         with self.lock:
             snapshot = self.buffers.snapshot(rows)
             snapshot.last_step[:] = origins
             assessments = risk.assess(snapshot.latest, trajectory, self._cores(snapshot.servers))
             forecaster = self.forecaster
             self._store(rows, snapshot, trajectory, assessments, forecaster, made_at, served)
+            if since is not None and levels is not None:
+                for row, at, level in zip(
+                    rows.tolist(), since.tolist(), levels.tolist(), strict=True
+                ):
+                    entry = self.cache.get(row)
+                    if entry is not None and entry.assessment.level == risk.LEVEL_NAMES[level]:
+                        entry.since = at
 
     def _cores(self, servers: list[str]) -> np.ndarray:
         return np.array([self.cores.get(s, self.default_cores) for s in servers])

@@ -373,3 +373,14 @@ def test_an_empty_directory_restores_nothing(tmp_path: Path) -> None:
     wal = WriteAheadLog(tmp_path / "wal")
     assert not restore_state(service(), tmp_path, wal)
     wal.close()
+
+
+def test_an_alert_level_keeps_its_since_across_a_restart(tmp_path: Path) -> None:
+    first = warmed_up(tmp_path)
+    row = first.buffers.names.index("a")
+    first.cache[row].since = 1_700_000_000.0  # the level began long before the restart
+    save_state(first, tmp_path)
+    second = service()
+    assert restore_state(second, tmp_path)
+    assert second.cache[row].since == 1_700_000_000.0
+    assert second.cache[row].assessment.level == first.cache[row].assessment.level
