@@ -206,7 +206,8 @@ def _backoff(error: Exception, failures: int, interval: float) -> float:
 def _log_summary(summary: Totals, loop: Loop) -> None:
     lag = ""
     if loop.cursor.time is not None:
-        lag = f"; newest delivered {loop.cursor.time.isoformat()}"
+        behind = (datetime.now(timezone.utc) - loop.cursor.time).total_seconds()
+        lag = f"; newest delivered {loop.cursor.time.isoformat()} ({behind:.0f} s ago)"
     log.info("delivered: %s%s", summary.text(), lag)
 
 
