@@ -5,7 +5,9 @@ Levels and thresholds come from risk.py, the one scheme of the stack.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import quote
 
 from risk import LEVEL_NAMES, RISK_METRICS
 
@@ -92,6 +94,12 @@ def _num(value: Any) -> float | None:
     return round(float(value), 1) if isinstance(value, int | float) else None
 
 
+def server_link(name: str) -> str:
+    """A markdown link to the server's page; the name escaped for markdown and the URL."""
+    text = re.sub(r"([\\`*_\[\]()<>#!|])", r"\\\1", name)
+    return f"[{text}](/server?name={quote(name, safe='')})"
+
+
 def server_rows(predict: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per server for the server table (worst first)."""
     rows = []
@@ -99,7 +107,7 @@ def server_rows(predict: dict[str, Any]) -> list[dict[str, Any]]:
         current = s.get("current") or {}
         row: dict[str, Any] = {
             "server": name,
-            "link": f"[{name}](/server?name={name})",
+            "link": server_link(name),
             "state": s.get("state"),
             "forecast_status": s.get("forecast_status"),
             "risk_score": s.get("risk_score"),

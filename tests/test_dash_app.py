@@ -48,7 +48,7 @@ def test_app_serves_layout_without_the_key() -> None:
     layout = web.get("/_dash-layout")
     assert layout.status_code == 200 and KEY not in layout.get_data(as_text=True)
     outputs = " ".join(app.callback_map)
-    for wanted in ("page.children", "banner.children", "servers-table.data", "heatmap-graph"):
+    for wanted in ("page.children", "banner.children", "servers-table.rowData", "heatmap-graph"):
         assert wanted in outputs
 
 

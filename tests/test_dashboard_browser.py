@@ -125,6 +125,11 @@ def test_every_view_loads_and_a_server_shows_its_forecast_band(
         assert plot_traces(driver), "the overview shows no risk distribution chart"
         page = visit(driver, f"{url}/servers", "servers", names[-1])
         assert all(name in page for name in names)
+        driver.find_element("link text", names[0]).click()  # a name opens its page
+        deadline = time.monotonic() + 30
+        while "/server?name=" not in driver.current_url and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert driver.current_url.endswith(f"/server?name={names[0]}"), driver.current_url
         visit(driver, f"{url}/server?name={names[0]}", "server", names[0])
         wait_for_plot(driver)
         driver.save_screenshot(str(SHOTS / "server.png"))

@@ -118,3 +118,10 @@ def test_scored_servers() -> None:
     body["predictions"]["ppweb002"]["accuracy"] = {"scored": {"30m": 0, "1h": 2, "8h": 0}}
     body["predictions"]["ppdb001"]["accuracy"] = {"scored": {"30m": 0, "1h": 0, "8h": 0}}
     assert tables.scored_servers(body) == ["ppweb002"]
+
+
+def test_server_link_escapes_markdown_and_the_url() -> None:
+    assert tables.server_link("ppdb001") == "[ppdb001](/server?name=ppdb001)"
+    assert tables.server_link("db_1 [a]&b") == (
+        r"[db\_1 \[a\]&b](/server?name=db_1%20%5Ba%5D%26b)"
+    )

@@ -10,7 +10,7 @@ from dash import Dash, Input, Output, dcc, html
 from dashboard import tables
 from dashboard.client import DaemonError
 from dashboard.source import Source
-from dashboard.widgets import data_table
+from dashboard.widgets import grid
 
 PATH = "/accuracy"
 TITLE = "Accuracy"
@@ -33,12 +33,12 @@ def layout(query: dict[str, str]) -> html.Div:
                 "value and seasonal naive."
             ),
             html.P(id="accuracy-note"),
-            data_table(
+            grid(
                 id="accuracy-table",
                 columns=[{"name": c, "id": c} for c in ("horizon", *tables.METHODS)],
             ),
             html.H3("Fleet, by metric"),
-            data_table(id="accuracy-metrics", columns=METRIC_COLUMNS, sort_action="native"),
+            grid(id="accuracy-metrics", columns=METRIC_COLUMNS),
             html.H3("One server, by metric"),
             dcc.Dropdown(
                 id="accuracy-server",
@@ -46,7 +46,7 @@ def layout(query: dict[str, str]) -> html.Div:
                 placeholder="choose a server",
                 persistence=True,
             ),
-            data_table(id="accuracy-server-metrics", columns=METRIC_COLUMNS),
+            grid(id="accuracy-server-metrics", columns=METRIC_COLUMNS),
         ]
     )
 
@@ -73,10 +73,10 @@ def update(source: Source, server: str | None = None) -> tuple[Any, ...]:
 def register(app: Dash, source: Source) -> None:
     @app.callback(
         Output("accuracy-note", "children"),
-        Output("accuracy-table", "data"),
-        Output("accuracy-metrics", "data"),
+        Output("accuracy-table", "rowData"),
+        Output("accuracy-metrics", "rowData"),
         Output("accuracy-server", "options"),
-        Output("accuracy-server-metrics", "data"),
+        Output("accuracy-server-metrics", "rowData"),
         Input("tick", "n_intervals"),
         Input("accuracy-server", "value"),
     )

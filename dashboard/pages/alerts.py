@@ -9,31 +9,22 @@ from dash import Dash, Input, Output, html
 from dashboard import tables
 from dashboard.client import DaemonError
 from dashboard.source import Source
-from dashboard.widgets import data_table
+from dashboard.widgets import grid, level_rules
 
 PATH = "/alerts"
 TITLE = "Alerts"
 COLUMNS = ("level", "server", "risk_score", "reason", "forecast_origin", "since", "last_seen")
-LEVEL_STYLE = [
-    {"if": {"filter_query": f'{{level}} = "{level}"'}, "color": colour}
-    for level, colour in (("critical", "#d62728"), ("warning", "#ff7f0e"))
-]
 
 
 def layout(query: dict[str, str]) -> html.Div:
     return html.Div(
         [
             html.P(id="alerts-count"),
-            data_table(
+            grid(
                 id="alerts-table",
                 columns=[{"name": c, "id": c} for c in COLUMNS],
-                sort_action="native",
-                filter_action="native",
                 page_size=50,
-                persistence=True,
-                persisted_props=["sort_by", "filter_query", "page_current"],
-                style_cell={"textAlign": "left", "whiteSpace": "normal"},
-                style_data_conditional=LEVEL_STYLE,
+                row_rules=level_rules("level"),
             ),
         ]
     )
@@ -50,7 +41,7 @@ def update(source: Source) -> tuple[str, list[dict[str, Any]]]:
 def register(app: Dash, source: Source) -> None:
     @app.callback(
         Output("alerts-count", "children"),
-        Output("alerts-table", "data"),
+        Output("alerts-table", "rowData"),
         Input("tick", "n_intervals"),
     )
     def _update(_: int) -> tuple[str, list[dict[str, Any]]]:

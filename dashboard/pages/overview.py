@@ -9,7 +9,7 @@ from dash import Dash, Input, Output, dcc, html
 from dashboard import figures, tables
 from dashboard.client import DaemonError
 from dashboard.source import Source
-from dashboard.widgets import data_table
+from dashboard.widgets import grid, level_rules
 
 PATH = "/"
 TITLE = "Overview"
@@ -24,10 +24,10 @@ def layout(query: dict[str, str]) -> html.Div:
             dcc.Graph(id="ov-distribution"),
             html.H3("Top risk"),
             html.P(id="ov-top-note"),
-            data_table(
+            grid(
                 id="ov-top",
                 columns=[{"name": c, "id": c} for c in TOP_COLUMNS],
-                style_cell={"textAlign": "left"},
+                row_rules=level_rules("risk_level"),
             ),
         ]
     )
@@ -74,7 +74,7 @@ def register(app: Dash, source: Source) -> None:
         Output("ov-status", "children"),
         Output("ov-distribution", "figure"),
         Output("ov-top-note", "children"),
-        Output("ov-top", "data"),
+        Output("ov-top", "rowData"),
         Input("tick", "n_intervals"),
     )
     def _update(_: int) -> tuple[Any, Any, str, list[dict[str, Any]]]:

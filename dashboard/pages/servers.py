@@ -9,7 +9,7 @@ from dash import Dash, Input, Output, html
 from dashboard import tables
 from dashboard.client import DaemonError
 from dashboard.source import Source
-from dashboard.widgets import data_table
+from dashboard.widgets import grid, level_rules
 
 PATH = "/servers"
 TITLE = "Servers"
@@ -17,7 +17,7 @@ TITLE = "Servers"
 
 def columns() -> list[dict[str, Any]]:
     cols: list[dict[str, Any]] = [
-        {"name": "server", "id": "link", "presentation": "markdown"},
+        {"name": "server", "id": "link", "markdown": True},
         {"name": "state", "id": "state"},
         {"name": "forecast", "id": "forecast_status"},
         {"name": "risk", "id": "risk_score", "type": "numeric"},
@@ -32,26 +32,21 @@ def columns() -> list[dict[str, Any]]:
     return cols
 
 
-STALE_STYLE = [
-    {"if": {"filter_query": '{forecast_status} = "stale"'}, "backgroundColor": "#eeeeee"},
-    {"if": {"filter_query": '{risk_level} = "critical"'}, "color": "#d62728"},
-    {"if": {"filter_query": '{risk_level} = "warning"'}, "color": "#ff7f0e"},
+ROW_RULES = [
+    ("params.data && params.data.forecast_status === 'stale'", {"backgroundColor": "#eeeeee"}),
+    *level_rules("risk_level"),
 ]
 
 
 def layout(query: dict[str, str]) -> html.Div:
     return html.Div(
         [
-            data_table(
+            grid(
                 id="servers-table",
                 columns=columns(),
-                sort_action="native",
-                filter_action="native",
                 page_size=50,
-                persistence=True,
-                persisted_props=["sort_by", "filter_query", "page_current"],
-                style_data_conditional=STALE_STYLE,
-                markdown_options={"link_target": "_self"},
+                row_rules=ROW_RULES,
+                row_id="server",
             )
         ]
     )
@@ -66,6 +61,6 @@ def update(source: Source) -> list[dict[str, Any]]:
 
 
 def register(app: Dash, source: Source) -> None:
-    @app.callback(Output("servers-table", "data"), Input("tick", "n_intervals"))
+    @app.callback(Output("servers-table", "rowData"), Input("tick", "n_intervals"))
     def _update(_: int) -> list[dict[str, Any]]:
         return update(source)
