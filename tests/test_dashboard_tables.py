@@ -122,6 +122,4 @@ def test_scored_servers() -> None:
 
 def test_server_link_escapes_markdown_and_the_url() -> None:
     assert tables.server_link("ppdb001") == "[ppdb001](/server?name=ppdb001)"
-    assert tables.server_link("db_1 [a]&b") == (
-        r"[db\_1 \[a\]&b](/server?name=db_1%20%5Ba%5D%26b)"
-    )
+    assert tables.server_link("db_1 [a]&b") == (r"[db\_1 \[a\]&b](/server?name=db_1%20%5Ba%5D%26b)")
