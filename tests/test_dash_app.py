@@ -114,6 +114,7 @@ def test_server_page_update() -> None:
     summary, factors, *charts = server.update(source(), "ppdb001")
     assert len(charts) == len(figures.CHART_METRICS)
     assert "2 h 10 min" in factors[0].children
+    assert summary[1].children.href == "/accuracy?server=ppdb001"
     mem = charts[figures.CHART_METRICS.index("mem_used_pct")]
     assert [t.name for t in mem.data] == ["history", None, "p10-p90", "forecast p50"]
     summary, factors, *charts = server.update(source(), "nosuch")

@@ -4,6 +4,7 @@ thresholds, and the risk factors in words."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from dash import Dash, Input, Output, dcc, html
 
@@ -48,7 +49,7 @@ def fetch(source: Source, name: str) -> tuple[dict[str, Any] | None, dict[str, A
     return entry, history, ""
 
 
-def summary(entry: dict[str, Any] | None, problem: str) -> list[Any]:
+def summary(name: str, entry: dict[str, Any] | None, problem: str) -> list[Any]:
     if entry is None:
         return [html.P(problem)]
     text = (
@@ -56,7 +57,8 @@ def summary(entry: dict[str, Any] | None, problem: str) -> list[Any]:
         f"(origin {entry.get('forecast_origin')}) · risk {entry.get('risk_score')} "
         f"{entry.get('risk_level')} · last seen {entry.get('last_seen')}"
     )
-    return [html.P(text)] + ([html.P(problem)] if problem else [])
+    accuracy = dcc.Link("its forecast accuracy", href=f"/accuracy?server={quote(name, safe='')}")
+    return [html.P(text), html.P(accuracy)] + ([html.P(problem)] if problem else [])
 
 
 def update(source: Source, name: str) -> tuple[Any, ...]:
@@ -64,7 +66,7 @@ def update(source: Source, name: str) -> tuple[Any, ...]:
     factors = [html.Li(tables.factor_text(f)) for f in (entry or {}).get("risk_factors") or []]
     trajectory = (entry or {}).get("trajectory")
     charts = [figures.forecast_figure(m, history, trajectory, name) for m in figures.CHART_METRICS]
-    return (summary(entry, problem), factors, *charts)
+    return (summary(name, entry, problem), factors, *charts)
 
 
 def register(app: Dash, source: Source) -> None:
