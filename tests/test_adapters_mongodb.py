@@ -159,7 +159,7 @@ def health(url: str) -> dict[str, Any]:
 def test_kill_9_mid_backlog_then_restart_delivers_every_record_once(
     mongo: MongoFake, tmp_path: Path
 ) -> None:
-    docs = contract_docs(servers=20, steps=280, end=now_step())  # 5,600 records, 23 h
+    docs = contract_docs(servers=100, steps=280, end=now_step())  # 28,000 records, 23 h
     mongo.insert_many(DB, COLL, docs)
     port, log = free_port(), tmp_path / "daemon.log"
     daemon = start_daemon(port, tmp_path / "state", log)
@@ -171,7 +171,7 @@ def test_kill_9_mid_backlog_then_restart_delivers_every_record_once(
     try:
         wait_for(lambda: health(url)["status"], 90, "daemon", log)
         adapter = start_adapter("mongodb_adapter.py", *args, env=env, log=tmp_path / "a.log")
-        wait_for(lambda: health(url)["feed"]["applied"] >= 1000, 60, "first records", log)
+        wait_for(lambda: health(url)["feed"]["applied"] >= 500, 60, "first records", log)
         adapter.send_signal(signal.SIGKILL)
         adapter.wait(timeout=10)
         kept = health(url)["feed"]["applied"]
@@ -185,7 +185,7 @@ def test_kill_9_mid_backlog_then_restart_delivers_every_record_once(
         assert feed["feed"]["applied"] == len(docs) and feed["ticks_held"] == len(docs)
         assert feed["feed"]["rejected"] == 0
         predict = httpx.get(f"{url}/predict", headers=AUTH, timeout=10).json()
-        assert set(predict["predictions"]) == {f"srv{s:03d}" for s in range(20)}
+        assert set(predict["predictions"]) == {f"srv{s:03d}" for s in range(100)}
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=30)
