@@ -15,6 +15,8 @@
 #   TFT_RUN_DIR             logs and pid files (default state/run)
 #   TFT_STATE_DIR           the daemon's state (default state)
 #   TFT_ADAPTER_CONFIG      the adapter's config (default adapters/SOURCE_adapter_config.json)
+#   TFT_ADAPTER_BACKFILL_HOURS  history an adapter reads on its first start (default 26:
+#                           the daemon's 24 h window and a margin)
 #   TFT_HOST, TFT_PORT      the daemon's address (default 127.0.0.1:8000)
 #   TFT_DASHBOARD_HOST, TFT_DASHBOARD_PORT          the dashboard's (default 127.0.0.1:8501)
 #   TFT_GENERATOR_CONTROL_PORT                      the generator's control API (default 8001)
@@ -187,8 +189,11 @@ if [ "$SOURCE" = generator ]; then
 else
     CONFIG=$(absolute "${TFT_ADAPTER_CONFIG:-$ROOT/adapters/${SOURCE}_adapter_config.json}")
     [ -f "$CONFIG" ] || give_up "no adapter config at $CONFIG (set TFT_ADAPTER_CONFIG)"
+    # On its first start (no state file yet) the adapter reads this much history, so the
+    # daemon warms up at once; later starts resume from the state file.
     start "$SOURCE" "$SOURCE_SCRIPT" --daemon --config "$CONFIG" \
-        --state-file "$STATE_DIR/${SOURCE}_adapter_state.json"
+        --state-file "$STATE_DIR/${SOURCE}_adapter_state.json" \
+        --backfill-hours "${TFT_ADAPTER_BACKFILL_HOURS:-26}"
 fi
 
 # 3. The dashboard.

@@ -11,6 +11,7 @@ in a pid file of a process it does not run, both survive.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -23,7 +24,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.adapter_helpers import contract_docs, now_step
 from tests.daemon_helpers import ROOT, free_port, wait_for
+from tests.protocol_fakes.mongodb import MongoFake
 from tests.test_deploy_docker import unknown_flags
 
 DEPLOY = ROOT / "deploy"
@@ -121,6 +124,36 @@ def test_start_serves_forecasts_and_stop_stops_exactly_the_started(
         for decoy in decoys:
             decoy.kill()
             decoy.wait(timeout=30)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_mongodb_source_runs_the_production_path(
+    stack_env: dict[str, str], tmp_path: Path
+) -> None:
+    """SOURCE=mongodb: MongoDB (the protocol fake, a day of history) -> the adapter, which
+    backfills on its first start -> the daemon, which forecasts every server."""
+    key = "deploy-test-key-0123456789abcdef"
+    env_file = tmp_path / "stack.env"
+    env_file.write_text(f"TFT_API_KEY={key}\n")
+    env_file.chmod(0o600)
+    url = f"http://127.0.0.1:{stack_env['TFT_PORT']}"
+    with MongoFake() as mongo:
+        mongo.insert_many("monitoring", "server_metrics", contract_docs(SERVERS, 290, now_step()))
+        database = {"uri": mongo.uri, "database": "monitoring", "collection": "server_metrics"}
+        config = tmp_path / "mongodb.json"
+        config.write_text(
+            json.dumps({"database": database, "tft_daemon": {"url": url, "api_key": key}})
+        )
+        env = {**stack_env, "SOURCE": "mongodb", "TFT_ADAPTER_CONFIG": str(config)}
+        started = run_script("start_all_production.sh", env, timeout=240)
+        assert started.returncode == 0, started.stdout + started.stderr
+        log = tmp_path / "run" / "daemon.log"
+        wait_for(lambda: all_forecast(url, key), 150, "forecasts of every server", log)
+        stopped = run_script("stop_all.sh", env, timeout=180)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert list((tmp_path / "run").glob("*.pid")) == []
+    assert (tmp_path / "state" / "mongodb_adapter_state.json").is_file()
 
 
 @pytest.mark.slow
