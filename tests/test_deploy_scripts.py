@@ -19,13 +19,16 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.adapter_helpers import contract_docs, now_step
 from tests.daemon_helpers import ROOT, free_port, wait_for
+from tests.protocol_fakes.elasticsearch import ElasticsearchFake
 from tests.protocol_fakes.mongodb import MongoFake
 from tests.test_deploy_docker import unknown_flags
 
@@ -126,26 +129,41 @@ def test_start_serves_forecasts_and_stop_stops_exactly_the_started(
             decoy.wait(timeout=30)
 
 
+@contextmanager
+def database(source: str) -> Iterator[dict[str, Any]]:
+    """A protocol fake holding a day of history of SERVERS servers; its config section."""
+    if source == "mongodb":
+        with MongoFake() as mongo:
+            mongo.insert_many(
+                "monitoring", "server_metrics", contract_docs(SERVERS, 290, now_step())
+            )
+            yield {"database": {"uri": mongo.uri, "database": "monitoring",
+                                "collection": "server_metrics"}}  # fmt: skip
+        return
+    with ElasticsearchFake() as es:
+        es.index_docs("server-metrics", contract_docs(SERVERS, 290, now_step(), iso=True))
+        yield {"elasticsearch": {"hosts": [es.url], "index_pattern": "server-metrics",
+                                 "time_field": "timestamp"}}  # fmt: skip
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_the_mongodb_source_runs_the_production_path(
-    stack_env: dict[str, str], tmp_path: Path
+@pytest.mark.parametrize("source", ["mongodb", "elasticsearch"])
+def test_a_database_source_runs_the_production_path(
+    stack_env: dict[str, str], tmp_path: Path, source: str
 ) -> None:
-    """SOURCE=mongodb: MongoDB (the protocol fake, a day of history) -> the adapter, which
-    backfills on its first start -> the daemon, which forecasts every server."""
+    """SOURCE=mongodb|elasticsearch: the database (a protocol fake with a day of history)
+    -> the adapter, which backfills on its first start -> the daemon, which forecasts
+    every server; stop_all.sh stops the three."""
     key = "deploy-test-key-0123456789abcdef"
     env_file = tmp_path / "stack.env"
     env_file.write_text(f"TFT_API_KEY={key}\n")
     env_file.chmod(0o600)
     url = f"http://127.0.0.1:{stack_env['TFT_PORT']}"
-    with MongoFake() as mongo:
-        mongo.insert_many("monitoring", "server_metrics", contract_docs(SERVERS, 290, now_step()))
-        database = {"uri": mongo.uri, "database": "monitoring", "collection": "server_metrics"}
-        config = tmp_path / "mongodb.json"
-        config.write_text(
-            json.dumps({"database": database, "tft_daemon": {"url": url, "api_key": key}})
-        )
-        env = {**stack_env, "SOURCE": "mongodb", "TFT_ADAPTER_CONFIG": str(config)}
+    with database(source) as section:
+        config = tmp_path / f"{source}.json"
+        config.write_text(json.dumps(section | {"tft_daemon": {"url": url, "api_key": key}}))
+        env = {**stack_env, "SOURCE": source, "TFT_ADAPTER_CONFIG": str(config)}
         started = run_script("start_all_production.sh", env, timeout=240)
         assert started.returncode == 0, started.stdout + started.stderr
         log = tmp_path / "run" / "daemon.log"
@@ -153,7 +171,7 @@ def test_the_mongodb_source_runs_the_production_path(
         stopped = run_script("stop_all.sh", env, timeout=180)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     assert list((tmp_path / "run").glob("*.pid")) == []
-    assert (tmp_path / "state" / "mongodb_adapter_state.json").is_file()
+    assert (tmp_path / "state" / f"{source}_adapter_state.json").is_file()
 
 
 @pytest.mark.slow
