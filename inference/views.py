@@ -15,6 +15,7 @@ import numpy as np
 
 import data_contract as dc
 import risk
+from inference.cache import Forecast
 from inference.predictions import (
     accuracy_fields,
     iso,
@@ -24,7 +25,7 @@ from inference.predictions import (
     server_entry,
     trajectory_fields,
 )
-from inference.service import Forecast, InferenceService
+from inference.service import InferenceService
 from inference.windows import window_values
 
 SILENT_LEVEL = "warning"
