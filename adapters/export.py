@@ -32,21 +32,22 @@ def export_records(
 ) -> int:
     """Write the records mapped from the documents of [since, until) to path; how many.
     Unmappable documents are counted in the log, not written."""
-    records: list[dict[str, Any]] = []
+    frames: list[pd.DataFrame] = []  # a page's records as a frame: far smaller than dicts
     held: list[Any] = []
     failures = 0
     for page in source.pages(since, until, batch_size):
         docs = held + page
         mapped = mapper([d.body for d in docs], final=False, now=until)
-        records += mapped.records
+        frames.append(records_frame(mapped.records))
         failures += len(mapped.failures)
         held = docs[mapped.consumed :]
     mapped = mapper([d.body for d in held], final=True, now=until + CLOSE_ALL)
-    records += mapped.records
+    frames.append(records_frame(mapped.records))
     failures += len(mapped.failures)
     if failures:
         log.warning("%d documents could not be mapped and are not in the export", failures)
-    frame = records_frame(records)
+    frame = pd.concat(frames, ignore_index=True)
+    frame = frame.sort_values(["server_name", "timestamp"], ignore_index=True)
     dc.require_valid(frame, source=f"the export of {since} to {until}")
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
@@ -54,9 +55,9 @@ def export_records(
 
 
 def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """Contract records as a frame of the contract's columns, sorted by server and time."""
+    """Contract records as a frame of the contract's columns (in their order)."""
     frame = pd.DataFrame.from_records(records, columns=list(dc.REQUIRED_COLUMNS))
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601")
-    for column in dc.INT_COLUMNS:
-        frame[column] = frame[column].astype("int64")
-    return frame.sort_values(["server_name", "timestamp"], ignore_index=True)
+    for column in dc.METRIC_COLUMNS:  # typed even when empty (concat keeps the types)
+        frame[column] = frame[column].astype("int64" if column in dc.INT_COLUMNS else "float64")
+    return frame

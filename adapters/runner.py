@@ -230,5 +230,11 @@ def _export(spec: AdapterSpec, config: AdapterConfig, source: Source, args: Any)
 
 
 def _time(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    """An ISO 8601 time for --since/--until (naive: UTC)."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time (e.g. 2026-11-01 or 2026-11-01T06:00:00Z)"
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

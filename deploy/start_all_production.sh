@@ -71,14 +71,10 @@ TIMEOUT=${TFT_START_TIMEOUT_S:-180}
 DAEMON_PORT=${TFT_PORT:-8000}
 DASHBOARD_PORT=${TFT_DASHBOARD_PORT:-8501}
 
-# Each pid file's name and the script its process runs (stop_all.sh has the same table).
-PROCESSES=(
-    daemon:tft_inference_daemon.py
-    generator:metrics_generator_daemon.py
-    mongodb:adapters/mongodb_adapter.py
-    elasticsearch:adapters/elasticsearch_adapter.py
-    dashboard:dash_app.py
-)
+# PROCESSES (pid file names and scripts) and runs PID SCRIPT.
+# shellcheck source=deploy/processes.sh
+source "$ROOT/deploy/processes.sh"
+
 case "$SOURCE" in
     generator) SOURCE_SCRIPT=metrics_generator_daemon.py ;;
     mongodb | elasticsearch) SOURCE_SCRIPT=adapters/${SOURCE}_adapter.py ;;
@@ -104,16 +100,6 @@ connect_host() {
 }
 DAEMON_URL=http://$(connect_host "${TFT_HOST:-127.0.0.1}"):$DAEMON_PORT
 DASHBOARD_URL=http://$(connect_host "${TFT_DASHBOARD_HOST:-127.0.0.1}"):$DASHBOARD_PORT
-
-# runs PID SCRIPT: true while process PID runs SCRIPT (an argument of its command line).
-runs() {
-    local arg
-    [[ $1 =~ ^[0-9]+$ ]] || return 1
-    while IFS= read -r -d '' arg; do
-        if [[ $arg == "$2" || $arg == */"$2" ]]; then return 0; fi
-    done 2>/dev/null <"/proc/$1/cmdline" || return 1
-    return 1
-}
 
 # Refuse to start over a running stack; forget pid files of processes that are gone.
 for entry in "${PROCESSES[@]}"; do

@@ -19,25 +19,9 @@ case "${TFT_RUN_DIR:-}" in
 esac
 TIMEOUT=${TFT_STOP_TIMEOUT_S:-60}
 
-# Each pid file's name and the script its process runs, in stopping order.
-PROCESSES=(
-    dashboard:dash_app.py
-    generator:metrics_generator_daemon.py
-    mongodb:adapters/mongodb_adapter.py
-    elasticsearch:adapters/elasticsearch_adapter.py
-    daemon:tft_inference_daemon.py
-)
-
-# runs PID SCRIPT: true while process PID runs SCRIPT (an argument of its command line).
-# A zombie has an empty command line: it counts as gone.
-runs() {
-    local arg
-    [[ $1 =~ ^[0-9]+$ ]] || return 1
-    while IFS= read -r -d '' arg; do
-        if [[ $arg == "$2" || $arg == */"$2" ]]; then return 0; fi
-    done 2>/dev/null <"/proc/$1/cmdline" || return 1
-    return 1
-}
+# PROCESSES (pid file names and scripts, in starting order) and runs PID SCRIPT.
+# shellcheck source=deploy/processes.sh
+source "$ROOT/deploy/processes.sh"
 
 # gone PID SCRIPT SECONDS: true once PID no longer runs SCRIPT, false after SECONDS.
 gone() {
@@ -67,7 +51,8 @@ stop() {
     rm -f "$pid_file"
 }
 
-for entry in "${PROCESSES[@]}"; do
+for ((i = ${#PROCESSES[@]} - 1; i >= 0; i--)); do # the daemon, started first, stops last
+    entry=${PROCESSES[i]}
     stop "${entry%%:*}" "${entry#*:}"
 done
 echo "stopped (run dir: $RUN_DIR)"

@@ -36,7 +36,7 @@ def open_sink(settings: Any) -> FeedSender | None:
     to write; None to POST to the daemon."""
     sizes = (settings.batch_size, settings.buffer_records)
     backoff = {"backoff_initial": settings.backoff_initial_s, "backoff_max": settings.backoff_max_s}
-    sink: MongoSink
+    sink: DatabaseSink
     if settings.to_mongodb:
         import pymongo
 
@@ -66,13 +66,28 @@ def doc_id(record: dict[str, Any]) -> str:
     return f"{record['server_name']}@{record['timestamp']}"
 
 
-class MongoSink(FeedSender):
+class DatabaseSink(FeedSender):
+    """FeedSender's buffer, order and backoff, writing to a database instead of /feed."""
+
+    def __init__(self, target: str, batch_size: int, max_records: int, **backoff: Any) -> None:
+        super().__init__(None, batch_size, max_records, **backoff)  # type: ignore[arg-type]
+        self.target = target  # for the log: which database
+
+    def _written(self, answer: FeedAnswer, n: int) -> Outcome:
+        if self.stats.failures:
+            logger.info("%s reachable again", self.target)
+        self.stats.failures, self._next_attempt = 0, 0.0
+        self.stats.add(answer, n)
+        logger.debug("wrote %d records to %s", n, self.target)
+        return Outcome.SENT
+
+
+class MongoSink(DatabaseSink):
     """Inserts records into a collection (pymongo Collection)."""
 
     def __init__(self, collection: Any, batch_size: int, max_records: int, **backoff: Any) -> None:
-        super().__init__(None, batch_size, max_records, **backoff)  # type: ignore[arg-type]
+        super().__init__(f"MongoDB {collection.full_name}", batch_size, max_records, **backoff)
         self.collection = collection
-        self.target = f"MongoDB {collection.full_name}"
 
     def prepare(self) -> None:
         from pymongo.errors import PyMongoError
@@ -101,24 +116,15 @@ class MongoSink(FeedSender):
     def close(self) -> None:
         self.collection.database.client.close()
 
-    def _written(self, answer: FeedAnswer, n: int) -> Outcome:
-        if self.stats.failures:
-            logger.info("%s reachable again", self.target)
-        self.stats.failures, self._next_attempt = 0, 0.0
-        self.stats.add(answer, n)
-        logger.debug("wrote %d records to %s", n, self.target)
-        return Outcome.SENT
 
-
-class ElasticsearchSink(MongoSink):
+class ElasticsearchSink(DatabaseSink):
     """Indexes records into an index (elasticsearch.Elasticsearch client)."""
 
     def __init__(
         self, client: Any, index: str, batch_size: int, max_records: int, **backoff: Any
     ) -> None:
-        FeedSender.__init__(self, None, batch_size, max_records, **backoff)  # type: ignore[arg-type]
+        super().__init__(f"Elasticsearch index {index}", batch_size, max_records, **backoff)
         self.client, self.index = client, index
-        self.target = f"Elasticsearch index {index}"
 
     def prepare(self) -> None:
         from elasticsearch import ApiError, TransportError

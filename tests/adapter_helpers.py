@@ -9,6 +9,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from adapters import state
+from adapters.base import Loop, Totals
+from adapters.config import AdapterSettings
+from adapters.forward import DaemonUnavailable
+from adapters.quarantine import Quarantine
+from adapters.runner import AdapterSpec
 from tests.daemon_helpers import ROOT, make_record
 
 STEP = timedelta(minutes=5)
@@ -40,17 +46,50 @@ def write_config(path: Path, body: dict[str, Any]) -> Path:
     return path
 
 
-def run_adapter(
-    script: str, *args: str, env: dict[str, str], timeout: float = 60
-) -> subprocess.CompletedProcess:
-    """Run adapters/<script> with args; its completed process (text output)."""
-    command = [sys.executable, f"adapters/{script}", *args]
-    return subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
 def start_adapter(script: str, *args: str, env: dict[str, str], log: Path) -> subprocess.Popen:
     command = [sys.executable, f"adapters/{script}", *args]
     with open(log, "ab") as out:
         return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
+
+
+class Recorder:
+    """A Loop.send that keeps what it was given (no daemon), or fails while down."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.down = False
+
+    def __call__(self, records: list[dict[str, Any]]) -> Totals:
+        if self.down and records:
+            raise DaemonUnavailable("down")
+        self.sent += records
+        return Totals(records=len(records), applied=len(records))
+
+
+def keys(records: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(server, timestamp) of each record, in order."""
+    return [(r["server_name"], r["timestamp"]) for r in records]
+
+
+def adapter_loop(
+    spec: AdapterSpec,
+    config: Any,
+    tmp_path: Path,
+    send: Recorder,
+    *,
+    settings: AdapterSettings | None = None,
+    backfill: timedelta = timedelta(days=2),
+) -> Loop:
+    """An adapter's loop on its real source, sending to send, its cursor in tmp_path (a
+    second loop on the same tmp_path is the adapter restarted)."""
+    path = tmp_path / "cursor.json"
+    return Loop(
+        source=spec.make_source(config, settings or AdapterSettings(_env_file=None)),
+        mapper=spec.make_mapper(config),
+        send=send,
+        quarantine=Quarantine(tmp_path / "q.jsonl"),
+        state_file=path,
+        batch_size=config.batch_size,
+        backfill=backfill,
+        cursor=state.load(path),
+    )

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from adapters import state
-from adapters.base import Doc, Loop, Totals, plain_mapper
+from adapters.base import Doc, Loop, plain_mapper
 from adapters.forward import DaemonUnavailable
 from adapters.mapping import mapping_from_config
 from adapters.quarantine import Quarantine
+from tests.adapter_helpers import Recorder, keys
 from tests.daemon_helpers import make_record
 
 T0 = datetime(2026, 12, 6, 4, 0, tzinfo=timezone.utc)
@@ -47,20 +48,6 @@ class ListSource:
         pass
 
 
-class Recorder:
-    """A Loop.send that keeps what it was given, or fails while down."""
-
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-        self.down = False
-
-    def __call__(self, records: list[dict[str, Any]]) -> Totals:
-        if self.down and records:
-            raise DaemonUnavailable("down")
-        self.sent += records
-        return Totals(records=len(records), applied=len(records))
-
-
 def make_loop(source: ListSource, tmp_path: Path, send: Recorder, batch: int = 10) -> Loop:
     path = tmp_path / "cursor.json"
     return Loop(
@@ -73,10 +60,6 @@ def make_loop(source: ListSource, tmp_path: Path, send: Recorder, batch: int = 1
         backfill=timedelta(hours=2),
         cursor=state.load(path),
     )
-
-
-def keys(records: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(r["server_name"], r["timestamp"]) for r in records]
 
 
 def test_pages_with_shared_timestamps_are_sent_once_and_a_restart_resends_nothing(

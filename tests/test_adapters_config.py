@@ -84,3 +84,13 @@ def test_every_adapter_setting_is_in_env_example() -> None:
     example = (ROOT / ".env.example").read_text()
     for name in AdapterSettings.model_fields:
         assert re.search(rf"^#? ?{name.upper()}=", example, re.M), name
+
+
+def test_a_bad_since_names_the_flag_and_the_format(capsys: pytest.CaptureFixture[str]) -> None:
+    from adapters import runner
+    from adapters.mongodb_adapter import SPEC
+
+    with pytest.raises(SystemExit) as exited:
+        runner.parse_args(SPEC, ["--config", "c.json", "--export", "x", "--since", "yesterday"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "--since" in err and "not an ISO 8601 time" in err

@@ -13,43 +13,21 @@ from typing import Any
 
 import pytest
 
-from adapters import state
-from adapters.base import Loop, Totals
-from adapters.config import AdapterSettings
 from adapters.elasticsearch_adapter import SPEC as ES_SPEC
 from adapters.elasticsearch_adapter import EsAdapterConfig
 from adapters.mongodb_adapter import SPEC as MONGO_SPEC
 from adapters.mongodb_adapter import MongoAdapterConfig
-from adapters.quarantine import Quarantine
-from tests.adapter_helpers import contract_docs, now_step
+from tests.adapter_helpers import Recorder, adapter_loop, contract_docs, now_step
 
 MONGODB_URI = os.environ.get("MONGODB_URI")
 ELASTICSEARCH_URL = os.environ.get("ELASTICSEARCH_URL")
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-
-    def __call__(self, records: list[dict[str, Any]]) -> Totals:
-        self.sent += records
-        return Totals(records=len(records), applied=len(records))
 
 
 def run_twice(spec: Any, config: Any, tmp_path: Path) -> tuple[Recorder, Recorder]:
     """A poll, then a poll of a restarted adapter: what each sent."""
     sends = (Recorder(), Recorder())
     for send in sends:
-        loop = Loop(
-            source=spec.make_source(config, AdapterSettings(_env_file=None)),
-            mapper=spec.make_mapper(config),
-            send=send,
-            quarantine=Quarantine(tmp_path / "q.jsonl"),
-            state_file=tmp_path / "cursor.json",
-            batch_size=config.batch_size,
-            backfill=timedelta(hours=2),
-            cursor=state.load(tmp_path / "cursor.json"),
-        )
+        loop = adapter_loop(spec, config, tmp_path, send, backfill=timedelta(hours=2))
         loop.poll(now=now_step() + timedelta(minutes=1))
         loop.source.close()
     return sends

@@ -15,7 +15,7 @@ from adapters.mongodb_adapter import SPEC as MONGO_SPEC
 from adapters.mongodb_adapter import MongoAdapterConfig
 from simfeed.settings import Settings
 from simfeed.sinks import open_sink
-from tests.adapter_helpers import contract_docs, now_step
+from tests.adapter_helpers import contract_docs, keys, now_step
 from tests.protocol_fakes.elasticsearch import ElasticsearchFake
 from tests.protocol_fakes.mongodb import MongoFake
 
@@ -53,10 +53,6 @@ def test_mongodb_sink_keeps_records_while_mongodb_is_down() -> None:
     sink.enqueue(records(1, 2))
     assert not sink.flush() and sink.pending == 2 and sink.stats.failures == 1
     sink.close()
-
-
-def keys(items: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(r["server_name"], r["timestamp"]) for r in items]
 
 
 def test_settings_refuse_two_sinks_and_need_no_key_with_one() -> None:
