@@ -4,7 +4,8 @@ accelerate(model) sets instance attributes only (``forward`` of the variable sel
 networks, of two big GatedResidualNetworks and of the attention; the model's
 ``get_attention_mask``): other instances, the classes and the state_dict are untouched.
 Each fast forward computes the library's math in another order, so results agree up to
-float32 rounding (measured closer to a float64 reference than the library itself):
+float32 rounding (inference.fast_base.FORWARD_TOLERANCE, norm-wise; measured closer to a
+float64 reference than the library itself):
 
 * VariableSelectionNetwork: see inference.fast_vsn (all per-variable GRNs as one
   batched bmm, closed-form residual LayerNorm, time-constant inputs once per step).
@@ -16,8 +17,9 @@ float32 rounding (measured closer to a float64 reference than the library itself
 
 Training mode, autograd, or inputs of another dtype/device use the library's forward;
 so does any sub-module whose structure is not covered (or that fails a self-check on
-random inputs when swapped in). Precomputed weights are rebuilt when a parameter changes
-in place or moves; call accelerate() again after replacing parameter objects.
+random inputs when swapped in, with the tests' criterion: fast_base.agrees). Precomputed
+weights are rebuilt when a parameter changes in place or moves; call accelerate() again
+after replacing parameter objects.
 """
 
 from __future__ import annotations
@@ -38,7 +40,15 @@ from pytorch_forecasting.models.temporal_fusion_transformer.sub_modules import (
 )
 from torch import Tensor, nn
 
-from inference.fast_base import Fast, Unsupported, check_grn, chunk_rows, context_term, grn_tail
+from inference.fast_base import (
+    Fast,
+    Unsupported,
+    agrees,
+    check_grn,
+    chunk_rows,
+    context_term,
+    grn_tail,
+)
 from inference.fast_vsn import FastVSN
 
 logger = logging.getLogger(__name__)
@@ -133,8 +143,9 @@ def _attention_mask(
     return library(self, encoder_lengths, decoder_lengths)
 
 
-def _agrees(module: nn.Module, fast: Fast) -> bool:
-    """Self-check: the fast forward matches the library's on random inputs (eval mode)."""
+def _self_check(module: nn.Module, fast: Fast) -> bool:
+    """The fast forward matches the library's on random inputs (eval mode), within
+    fast_base.FORWARD_TOLERANCE: the criterion of the tests."""
     args = fast.example(torch.Generator().manual_seed(0))
     flags = [sub.training for sub in module.modules()]
     module.eval()
@@ -145,7 +156,7 @@ def _agrees(module: nn.Module, fast: Fast) -> bool:
         for sub, flag in zip(module.modules(), flags, strict=True):
             sub.training = flag
     pairs = zip(*((got, want) if isinstance(got, tuple) else ((got,), (want,))), strict=True)
-    return all(torch.allclose(g, w, rtol=1e-4, atol=1e-5) for g, w in pairs)
+    return all(agrees(g, w) for g, w in pairs)
 
 
 def _swap(module: nn.Module | None, kind: type, fast_type: type[Fast]) -> None:
@@ -153,11 +164,11 @@ def _swap(module: nn.Module | None, kind: type, fast_type: type[Fast]) -> None:
         return  # absent, another class, or already accelerated
     try:
         fast = fast_type(module)
-        agrees = _agrees(module, fast)
+        same = _self_check(module, fast)
     except Exception as err:  # anything unforeseen: keep the library's forward
         logger.info("%s keeps the library forward: %s", kind.__name__, err)
         return
-    if agrees:
+    if same:
         module.forward = fast
     else:
         logger.warning("%s: fast forward disagrees, the library's is kept", kind.__name__)
