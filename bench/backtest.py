@@ -7,9 +7,10 @@ Origins (every --every steps, from the cutoff on) each get the window the daemon
 288 steps of values (gaps: state 'offline', metrics carried forward), state codes, the
 server name and the step number. TFTForecaster forecasts them (accelerated forward,
 clipping, as served); last value, seasonal naive, the last hour's mean and predict_linear
-over 6 h forecast from the same windows. At 30 min / 1 h / 8 h, per metric: MAE, MASE
-(mean and median over series; scale in bench/scoring.py), p10-p90 coverage and the share
-of series where the TFT's p50 beats last value. Early warnings (bench/early_warning.py): the
+over 6 h forecast from the same windows (training.heldout, which the trainer uses for
+each artifact's accuracy table). At 30 min / 1 h / 8 h, per metric: MAE, MASE (mean and
+median over series; scale in training/scoring.py), p10-p90 coverage and the share of
+series where the TFT's p50 beats last value. Early warnings (bench/early_warning.py): the
 daemon's risk flags against "yesterday's curve crossed critical" and predict_linear.
 
 --data: generated data scored after --cutoff; the model's held-out servers
@@ -36,9 +37,8 @@ if str(ROOT) not in sys.path:  # run as a script, the repository root is not on 
 import data_contract as dc  # noqa: E402
 import risk  # noqa: E402
 from bench import early_warning as ew  # noqa: E402
-from bench import scoring  # noqa: E402
-from training import nab  # noqa: E402
-from training.dataset import time_index  # noqa: E402
+from training import nab, scoring  # noqa: E402
+from training.heldout import EVERY, Origins, accuracy_rows, gather, summary  # noqa: E402
 
 logger = logging.getLogger("backtest")
 METHODS = ("tft", *scoring.BASELINES)
@@ -54,44 +54,6 @@ class Source:
     cutoff: pd.Timestamp | dict[str, pd.Timestamp]
     measured: dict[str, str] | None = None  # {server: the one real column} (NAB)
     groups: dict[str, set[str]] = field(default_factory=dict)
-
-
-@dataclass
-class Origins:
-    """Everything known at each origin: windows, forecasts, truth, scales."""
-
-    panel: scoring.Panel
-    pairs: np.ndarray
-    values: np.ndarray
-    trajectory: np.ndarray
-    truth: np.ndarray
-    scale: np.ndarray
-    floored: np.ndarray
-    cores: np.ndarray
-
-
-def cutoff_steps(panel: scoring.Panel, cutoff) -> np.ndarray:
-    """Per server, the panel column of its cutoff."""
-    if not isinstance(cutoff, dict):
-        cutoff = dict.fromkeys(panel.servers, cutoff)
-    stamps = pd.Series([cutoff[s] for s in panel.servers])
-    return (time_index(stamps).to_numpy() - panel.first_step).astype(np.int64)
-
-
-def gather(forecaster, source: Source, every: int, cores: dict[str, float]) -> Origins:
-    """Build the origins' windows and forecast them through the forecaster."""
-    panel = scoring.dense_panel(source.frame)
-    first = cutoff_steps(panel, source.cutoff)
-    encoder, horizon = 288, forecaster.horizon
-    pairs = scoring.origins(panel, first, every, encoder, horizon)
-    values, states = scoring.windows(panel, pairs, encoder)
-    servers = [panel.servers[s] for s in pairs[:, 0]]
-    logger.info("%s: forecasting %d origins", source.title, len(pairs))
-    trajectory = forecaster.forecast(values, states, servers, panel.first_step + pairs[:, 1])
-    scale, floored = scoring.mase_scale(panel, first)
-    server_cores = np.array([cores.get(s, np.nan) for s in servers], dtype=np.float64)
-    truth = scoring.actuals(panel, pairs, horizon)
-    return Origins(panel, pairs, values, trajectory, truth, scale, floored, server_cores)
 
 
 def measured_mask(panel: scoring.Panel, measured: dict[str, str] | None) -> np.ndarray:
@@ -112,54 +74,24 @@ def risk_mask(panel: scoring.Panel, measured: dict[str, str] | None) -> np.ndarr
     return mask
 
 
-def accuracy_rows(o: Origins, keep: np.ndarray, measured: np.ndarray) -> list[dict]:
-    """One row per (metric, horizon) with scored series, for the origins in `keep`."""
-    truth = np.where(measured[o.pairs[:, 0]][:, None, :], o.truth, np.nan)[keep]
-    windows = o.values[keep]
-    points = {"tft": o.trajectory[keep, ..., 1]}
-    points |= {name: f(windows, o.truth.shape[1]) for name, f in scoring.BASELINES.items()}
-    server, rows = o.pairs[keep, 0], []
-    for label, h in scoring.HORIZONS.items():
-        res = scoring.score_horizon(truth, points, server, o.scale, h)
-        q = o.trajectory[keep]
-        cover = scoring.coverage(truth, q[..., 0], q[..., 2], h)
-        beat = scoring.beats(res["tft"]["series_mae"], res["last"]["series_mae"])
-        for m, metric in enumerate(dc.METRIC_COLUMNS):
-            if np.isnan(res["tft"]["mase"][m]):
-                continue
-            row = {"metric": metric, "horizon": label, "mae_tft": res["tft"]["mae"][m]}
-            row["mae_last"] = res["last"]["mae"][m]
-            row |= {f"mase_{k}": res[k]["mase"][m] for k in METHODS}
-            row |= {f"mase_median_{k}": res[k]["mase_median"][m] for k in METHODS}
-            rows.append(row | {"coverage": cover[m], "beats_last": beat[m]})
-    return [{k: v if isinstance(v, str) else float(v) for k, v in r.items()} for r in rows]
-
-
-def summary(rows: list[dict]) -> list[dict]:
-    """Per horizon, the mean over the scored metrics of every numeric column."""
-    if not rows:
-        return []
-    table = pd.DataFrame(rows).drop(columns=["metric", "mae_tft", "mae_last"])
-    out = table.groupby("horizon", sort=False).mean().reset_index()
-    return [
-        {k: v if isinstance(v, str) else float(v) for k, v in r.items()}
-        for r in out.to_dict("records")
-    ]
-
-
-def labels_of(o: Origins, keep: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Early-warning labels (N, M) and first critical steps of the origins in `keep`;
-    risk metrics without real data are never events nor negatives."""
-    cores = o.cores[keep]
+def labels_of(
+    o: Origins, keep: np.ndarray, mask: np.ndarray, cores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Early-warning labels (N, M) and first critical steps of the origins in `keep`
+    (cores: each origin's server's); risk metrics without real data are never events nor
+    negatives."""
+    cores = cores[keep]
     now = ew.risk_values(o.values[keep, -1], cores)
     labels, lead = ew.label(now, ew.risk_values(o.truth[keep], cores[:, None]))
     return np.where(mask[o.pairs[keep, 0]], labels, ew.NEITHER), lead
 
 
-def warning_rows(o: Origins, keep: np.ndarray, mask: np.ndarray) -> tuple[list[dict], dict]:
+def warning_rows(
+    o: Origins, keep: np.ndarray, mask: np.ndarray, cores: np.ndarray
+) -> tuple[list[dict], dict]:
     """Early-warning scores of the daemon's flags and the two rules, and events per metric."""
-    labels, lead = labels_of(o, keep, mask)
-    windows, horizon, cores = o.values[keep], o.truth.shape[1], o.cores[keep]
+    labels, lead = labels_of(o, keep, mask, cores)
+    windows, horizon, cores = o.values[keep], o.truth.shape[1], cores[keep]
     flags = {
         "tft": ew.model_flags(o.values[keep, -1], o.trajectory[keep], cores),
         "snaive": ew.rule_flags(scoring.seasonal_naive(windows, horizon), cores),
@@ -172,7 +104,10 @@ def warning_rows(o: Origins, keep: np.ndarray, mask: np.ndarray) -> tuple[list[d
 
 def evaluate(forecaster, source: Source, every: int, cores: dict[str, float]) -> dict:
     """All numbers for one source: per group, per-metric rows, summary, early warnings."""
-    o = gather(forecaster, source, every, cores)
+    logger.info("%s: scoring from %s", source.title, source.cutoff)
+    o = gather(forecaster, source.frame, source.cutoff, every)
+    servers = [o.panel.servers[s] for s in o.pairs[:, 0]]
+    server_cores = np.array([cores.get(s, np.nan) for s in servers], dtype=np.float64)
     cols, risks = measured_mask(o.panel, source.measured), risk_mask(o.panel, source.measured)
     names = np.array(o.panel.servers, dtype=object)[o.pairs[:, 0]]
     groups = {"all servers": np.ones(len(o.pairs), dtype=bool)}
@@ -189,7 +124,7 @@ def evaluate(forecaster, source: Source, every: int, cores: dict[str, float]) ->
             "per_metric": rows,
         }
         result["groups"][g]["warnings"], result["groups"][g]["events_per_metric"] = warning_rows(
-            o, keep, risks
+            o, keep, risks, server_cores
         )
     return result
 
@@ -296,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         sources = data_sources(args.data, args.cutoff, args.servers, loaded.training_info)
     else:
         sources = nab_sources(args.nab)
-    every = args.every or (24 if args.data is not None else 12)
+    every = args.every or (EVERY if args.data is not None else 12)
     cores = json.loads(args.cores.read_text()) if args.cores else {}
     results = [evaluate(forecaster, s, every, cores) for s in sources]
     head = f"## Backtest of {loaded.name}\n\n`{' '.join(sys.argv[1:] if argv is None else argv)}`\n"

@@ -31,11 +31,14 @@ from training.artifact import (
     load_artifact,
     resolve_artifact,
     save_artifact,
+    write_training_info,
 )
 from training.codec import CodecError, decode, encode
 from training.metadata import build_config, build_training_info
 from training.model import build_model
 from training.normalizers import MetricNormalizer
+
+LATEST = Path(__file__).resolve().parents[1] / "models" / "latest"
 
 
 def make_artifact(frame: pd.DataFrame, out_dir: Path) -> tuple[Path, torch.nn.Module, dict]:
@@ -148,6 +151,27 @@ def test_latest_falls_back_to_text_file_without_symlinks(
     latest = tmp_path / "latest"
     assert latest.is_file() and latest.read_text().strip() == path.name
     assert load_artifact(latest).name == path.name
+
+
+def test_the_shipped_model_carries_its_held_out_accuracy() -> None:
+    info = load_artifact(LATEST).training_info
+    table = info["accuracy"]  # python -m training.heldout ... --write (see the README)
+    assert table["split"].startswith("rows from --until on") and table["cutoff"] == info["until"]
+    assert table["horizons"] == {"30m": 6, "1h": 12, "8h": 96} and table["every_steps"] == 24
+    groups = table["groups"]
+    assert (groups["all servers"]["servers"], groups["unseen servers"]["servers"]) == (120, 10)
+    for group in groups.values():
+        assert set(group["per_metric"]) == set(dc.METRIC_COLUMNS) and group["origins"] > 0
+        for scores in group["mean_over_metrics"].values():
+            assert all(isinstance(scores[k], float) for k in ("tft", "last", "snaive"))
+
+
+def test_training_info_is_replaced_atomically(artifact) -> None:
+    path, _, _ = artifact
+    info = load_artifact(path).training_info
+    write_training_info(path, info | {"accuracy": {"split": "test"}})
+    assert load_artifact(path).training_info["accuracy"] == {"split": "test"}
+    assert sorted(p.name for p in path.iterdir()) == sorted(ARTIFACT_FILES)
 
 
 # --- validation ----------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,9 @@ import pytest
 
 import data_contract as dc
 import risk
-from bench import backtest, scoring
+from bench import backtest
 from bench import early_warning as ew
-from training import nab
+from training import heldout, nab, scoring
 
 MEM = risk.RISK_METRICS.index("mem_used_pct")
 M = len(risk.RISK_METRICS)
@@ -171,6 +172,30 @@ def test_an_oracle_scores_zero_and_full_coverage(small_fleet: pd.DataFrame) -> N
     assert result["groups"]["one"]["servers"] == 1
     assert {r["method"] for r in part["warnings"]} == set(backtest.RULES.values())
     assert "| 30m |" in backtest.markdown(result)
+
+
+@pytest.mark.parametrize(
+    ("until", "split", "first"),
+    [
+        ("2025-01-08T00:00:00+00:00", "rows from --until on", 576),
+        ("2025-02-01T00:00:00+00:00", "validation period", 720),  # no rows after --until
+        (None, "validation period", 720),
+    ],
+)
+def test_the_artifacts_table_scores_what_the_model_did_not_see(
+    small_fleet: pd.DataFrame, until: str | None, split: str, first: int
+) -> None:
+    info = {"until": until, "validation_start": "2025-01-08T12:00:00+00:00"}
+    info |= {"holdout_servers": ["ppgen001"], "unused_servers": ["ppgen003"]}
+    forecaster = OracleForecaster(scoring.dense_panel(small_fleet))
+    table = heldout.score_model(forecaster, small_fleet, info, encoder=288)
+    assert table["split"].startswith(split) and table["every_steps"] == heldout.EVERY
+    assert table["horizons"] == {"30m": 6, "1h": 12, "8h": 96}
+    everyone, unseen = table["groups"]["all servers"], table["groups"]["unseen servers"]
+    assert everyone["origins"] == 4 * len(range(first, 864 - 96, 24)) and unseen["servers"] == 2
+    for scores in everyone["mean_over_metrics"].values():
+        assert scores["tft"] == pytest.approx(0.0, abs=1e-3) and scores["last"] > 0
+    json.dumps(table, allow_nan=False)  # as training_info.json is written
 
 
 def test_nab_scores_only_the_measured_column(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Backtest scoring (bench/scoring.py) and the CloudWatch importer (training/nab.py)."""
+"""Backtest scoring (training/scoring.py) and the CloudWatch importer (training/nab.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 import data_contract as dc
-from bench import scoring
 from inference.ingest import STATE_CODES
+from training import scoring
 
 CPU = dc.METRIC_COLUMNS.index("cpu_user_pct")
 

@@ -386,6 +386,22 @@ def test_train_writes_a_complete_artifact(trained: Path, small_fleet) -> None:
         "fast", stride, stride]  # fmt: skip
 
 
+def test_trainer_writes_the_held_out_accuracy_table(trained: Path) -> None:
+    info = load_artifact(trained).training_info
+    table = info["accuracy"]  # no --until: the validation period, from its first step
+    assert table["split"].startswith("validation period")
+    assert pd.Timestamp(table["cutoff"]) == pd.Timestamp(info["validation_start"])
+    assert table["horizons"] == {"30m": 6} and table["every_steps"] == 24  # a 6-step model
+    everyone = table["groups"]["all servers"]
+    first = 864 - 173  # 3 days; the last 20 % (173 steps) validate
+    assert everyone["origins"] == 4 * len(range(first, 864 - 6, 24)) and everyone["servers"] == 4
+    assert set(everyone["per_metric"]) == set(dc.METRIC_COLUMNS)
+    for metric, scores in everyone["per_metric"].items():
+        assert set(scores["30m"]) == {"tft", "last", "snaive"}, metric
+        assert all(np.isfinite(v) for v in scores["30m"].values()), metric
+    assert list(everyone["mean_over_metrics"]) == ["30m"]
+
+
 def test_training_is_seeded(trained: Path, small_fleet, tmp_path: Path) -> None:
     again = train(small_fleet, tmp_path, TrainConfig(**TINY))
     first, second = load_artifact(trained).model, load_artifact(again).model
@@ -470,6 +486,11 @@ def test_main_trains_from_parquet_until_and_holdout(small_fleet, tmp_path: Path)
     assert info["train_windows"] == 3 * 547 and info["windows_per_epoch"]["train"] == 25 * 32
     assert info["val_windows"] == 3 * 139 and info["windows_per_epoch"]["val"] == 3 * 70
     assert info["holdout_servers"][0] not in loaded.server_mapping["name_to_id"]
+    accuracy = info["accuracy"]  # scored from --until on (step 720), held-out server alone too
+    assert accuracy["split"].startswith("rows from --until on")
+    assert accuracy["cutoff"] == info["until"]
+    assert accuracy["groups"]["all servers"]["origins"] == 4 * len(range(720, 864 - 6, 24))
+    assert accuracy["groups"]["unseen servers"]["servers"] == 1
 
 
 def test_library_loader_trains(small_fleet, tmp_path: Path) -> None:

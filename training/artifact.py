@@ -97,6 +97,13 @@ def save_artifact(
     return final
 
 
+def write_training_info(directory: Path, training_info: dict[str, Any]) -> None:
+    """Replace an artifact's training_info.json atomically (e.g. to add its accuracy)."""
+    tmp = directory / f".{TRAINING_INFO}.tmp"
+    _write_json(tmp, training_info)
+    os.replace(tmp, directory / TRAINING_INFO)
+
+
 def update_latest(out_dir: Path, name: str) -> None:
     """Point out_dir/latest at ``name``: a relative symlink, else a text file."""
     link, tmp = out_dir / LATEST, out_dir / f".{LATEST}.tmp"

@@ -99,6 +99,6 @@ def build_training_info(
         "train_loss": (losses.get("train_losses") or [None])[-1],
         "val_loss": best if math.isfinite(best) else None,
         "library_versions": library_versions(),
-        "accuracy": None,
+        "accuracy": None,  # the trainer fills in training.heldout's table
         **extra,
     }

@@ -16,8 +16,10 @@ batches. --window-stride S trains each epoch on every S-th window of each series
 random phase per epoch); the default is 4 on CPU and 1 on GPU. Validation uses a fixed
 subsample, every --val-window-stride-th window (default: the training stride), the same
 windows every epoch. Early stopping keeps the best weights in memory (no checkpoint
-files). After saving, the artifact is reloaded with load_artifact and must reproduce
-the trained model's output.
+files). Before saving, the model is scored on the data it did not train on, as the
+daemon serves it, against last value and seasonal naive (training.heldout): the table
+is training_info.json's "accuracy". After saving, the artifact is reloaded with
+load_artifact and must reproduce the trained model's output.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from pytorch_forecasting import TemporalFusionTransformer, TimeSeriesDataSet
 from torch.utils.data import DataLoader
 
 from data_contract import ContractError, create_server_mapping, require_valid
-from training import dataset, deterministic
+from training import dataset, deterministic, heldout
 from training.artifact import ArtifactError, load_artifact, save_artifact
 from training.batches import epoch_windows
 from training.dataset import to_utc
@@ -176,6 +178,9 @@ def train(frame: pd.DataFrame, out_dir: Path | str, config: TrainConfig | None =
         "windows_per_epoch": {"train": epoch_windows(loaders[0]), "val": epoch_windows(loaders[1])}
     }
     info, mapping = describe_run(chosen, prepared, splits, losses, extra)
+    forecaster = heldout.trained_forecaster(model, model_config, info, mapping)
+    with torch_threads(run.threads):
+        info["accuracy"] = heldout.score_model(forecaster, frame, info, config.encoder_length)
     path = save_artifact(out_dir, model.cpu(), model_config, info, mapping)
     verify_artifact(path, model, next(iter(loaders[1]))[0])
     return path
