@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from dashboard.layout import create_app
 from dashboard.settings import DashboardSettings
+from env_settings import SettingsError, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +42,16 @@ def settings_from(args: argparse.Namespace) -> DashboardSettings:
         "host": args.host,
         "port": args.port if args.port is not None else args.server_port,
     }
-    return DashboardSettings(**{k: v for k, v in flags.items() if v is not None})
+    return load_settings(DashboardSettings, **{k: v for k, v in flags.items() if v is not None})
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = settings_from(parse_args(argv))
+    """Serve the dashboard; 2 on settings that cannot be built (one line on stderr)."""
+    try:
+        settings = settings_from(parse_args(argv))
+    except SettingsError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

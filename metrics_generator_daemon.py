@@ -24,8 +24,7 @@ import sys
 import threading
 from typing import Any
 
-from pydantic import ValidationError
-
+from env_settings import SettingsError, load_settings
 from simfeed.runner import run, write_cores_file
 from simfeed.scenarios import SCENARIOS, ScenarioError
 from simfeed.settings import Settings
@@ -93,15 +92,6 @@ def configure_logging(level: str) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
 
 
-def settings_errors(exc: ValidationError) -> str:
-    """The problems, without input values (they may hold the key)."""
-    lines = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "settings"
-        lines.append(f"  {where}: {err['msg']}")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the daemon until SIGINT/SIGTERM; 2 on bad settings or a busy control port."""
     overrides = parse_args(argv)
@@ -109,10 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         write_cores_file(overrides["write_cores"], overrides.get("servers", 20))
         return 0
     try:
-        settings = Settings(**overrides)
-    except ValidationError as exc:
+        settings = load_settings(Settings, **overrides)
+    except SettingsError as exc:
         configure_logging("INFO")
-        logger.error("Invalid settings:\n%s", settings_errors(exc))
+        logger.error("%s", exc)
         return 2
     configure_logging(settings.log_level)
     stop = threading.Event()

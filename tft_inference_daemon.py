@@ -14,8 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
-
+from env_settings import SettingsError, load_settings
 from inference.settings import DaemonSettings
 
 logger = logging.getLogger("tft_inference_daemon")
@@ -46,9 +45,10 @@ def parse_args(argv: list[str] | None) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        settings = DaemonSettings(**parse_args(argv))
-    except ValidationError as exc:
-        sys.stderr.write(f"invalid settings:\n{exc}\n")
+        settings = load_settings(DaemonSettings, **parse_args(argv))
+        settings.server_cores()  # read now: a bad file is one line, not a startup traceback
+    except (SettingsError, OSError, ValueError) as exc:
+        sys.stderr.write(f"{exc}\n")
         return 2
     logging.basicConfig(
         level=settings.log_level.upper(),
