@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,19 @@ DEPRECATED_COLUMNS: dict[str, str] = {
     "disk_io_mb_s": "net_in_mb_s, net_out_mb_s",
     "latency_ms": "load_average",
 }
+
+# Server names: at most this many characters (a DNS name's limit), printable (see
+# server_name_problem), no leading or trailing space.
+SERVER_NAME_MAX_LENGTH = 253
+# Timestamps lie in [TIMESTAMP_FLOOR, TIMESTAMP_CEILING): no monitored fleet predates the
+# floor (a tick dated 1970 is a missing value, not history), and the ceiling keeps every
+# time type of the stack in range (pandas' nanoseconds end in 2262).
+TIMESTAMP_FLOOR = datetime(2000, 1, 1, tzinfo=timezone.utc)
+TIMESTAMP_CEILING = datetime(2200, 1, 1, tzinfo=timezone.utc)
+TIMESTAMP_RANGE = (
+    f"must lie from {TIMESTAMP_FLOOR:%Y-%m-%dT%H:%M:%SZ} up to (not including) "
+    f"{TIMESTAMP_CEILING:%Y-%m-%dT%H:%M:%SZ}"
+)
 
 TIME_FEATURES: tuple[str, ...] = ("hour", "day_of_week", "month", "is_weekend", "is_business_hours")
 BUSINESS_HOURS = (9, 17)  # [start, end) local hour, Monday to Friday
@@ -224,14 +238,58 @@ def _check_timestamp(ts: pd.Series) -> list[str]:
     if not pd.api.types.is_datetime64_any_dtype(ts):
         return [f"timestamp: must be a datetime dtype, got {ts.dtype} (e.g. {_sample(ts)})"]
     bad = ts.isna()
-    return [f"timestamp: missing values (NaT) in {_rows(bad)}"] if bad.any() else []
+    if bad.any():
+        return [f"timestamp: missing values (NaT) in {_rows(bad)}"]
+    zone = "UTC" if ts.dt.tz is not None else None  # naive timestamps are UTC
+    floor = pd.Timestamp(TIMESTAMP_FLOOR).tz_convert(zone)
+    ceiling = pd.Timestamp(TIMESTAMP_CEILING).tz_convert(zone)
+    out = ((ts < floor) | (ts >= ceiling)).to_numpy()
+    if not out.any():
+        return []
+    return [f"timestamp: {TIMESTAMP_RANGE}; got {_sample(ts[out].astype(str))} in {_rows(out)}"]
+
+
+def server_name_problem(name: str) -> str | None:
+    """Why a server name breaks the contract, or None. A name has 1 to
+    SERVER_NAME_MAX_LENGTH characters, all printable as str.isprintable defines it (no
+    control, format, separator or other invisible character, Unicode categories C and Z,
+    except the plain space), and neither starts nor ends with a space."""
+    if not name:
+        return "must not be empty"
+    if len(name) > SERVER_NAME_MAX_LENGTH:
+        return f"must have at most {SERVER_NAME_MAX_LENGTH} characters"
+    if not name.strip():
+        return "must contain a non-whitespace character"
+    if not name.isprintable():
+        return "must not contain control, format or other invisible characters"
+    if name[0] == " " or name[-1] == " ":
+        return "must not start or end with a space"
+    return None
+
+
+_BLANK = ("must not be empty", "must contain a non-whitespace character")
 
 
 def _check_server_name(names: pd.Series) -> list[str]:
     if pd.api.types.is_numeric_dtype(names):
         return [f"server_name: must be strings, got {names.dtype}"]
-    empty = names.isna().to_numpy() | (names.astype(str).str.strip() == "").to_numpy()
-    return [f"server_name: empty or missing name in {_rows(empty)}"] if empty.any() else []
+    missing = names.isna().to_numpy()
+    other = ~missing & ~np.array([isinstance(n, str) for n in names], dtype=bool)
+    if other.any():
+        return [f"server_name: must be strings, got {_sample(names[other])} in {_rows(other)}"]
+    rules = {n: _frame_name_problem(n) for n in pd.unique(names[~missing])}
+    found = names.map(rules).where(~missing, "empty or missing name")
+    errors = []
+    for problem in pd.unique(found.dropna()):
+        rows = (found == problem).to_numpy()
+        shown = "" if problem == "empty or missing name" else f" (e.g. {_sample(names[rows])})"
+        errors.append(f"server_name: {problem}{shown} in {_rows(rows)}")
+    return errors
+
+
+def _frame_name_problem(name: str) -> str | None:
+    problem = server_name_problem(name)
+    return "empty or missing name" if problem in _BLANK else problem
 
 
 def _check_state(states: pd.Series) -> list[str]:
@@ -317,10 +375,21 @@ def _not_bool(value: Any) -> Any:
 
 
 def _as_utc(value: datetime) -> datetime:
-    """Naive timestamps are taken as UTC; aware ones are converted to UTC."""
+    """Naive timestamps are taken as UTC, aware ones converted to UTC, inside the contract's
+    range (checked first: comparing aware datetimes never overflows, converting can)."""
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=timezone.utc)
+    if not TIMESTAMP_FLOOR <= value < TIMESTAMP_CEILING:
+        raise PydanticCustomError("timestamp_range", TIMESTAMP_RANGE)
     return value.astimezone(timezone.utc)
+
+
+def _printable_name(name: str) -> str:
+    """server_name_problem, for what the field's length constraints leave to it."""
+    problem = server_name_problem(name)
+    if problem is not None:
+        raise PydanticCustomError("server_name", problem)
+    return name
 
 
 Percent = Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False), BeforeValidator(_not_bool)]
@@ -338,7 +407,11 @@ class MetricRecord(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     timestamp: Annotated[datetime, AfterValidator(_as_utc)]
-    server_name: Annotated[str, Field(min_length=1, max_length=253, pattern=r"\S")]
+    server_name: Annotated[
+        str,
+        Field(min_length=1, max_length=SERVER_NAME_MAX_LENGTH),
+        AfterValidator(_printable_name),
+    ]
     state: Literal[VALID_STATES]  # type: ignore[valid-type]
     cpu_user_pct: Percent
     cpu_sys_pct: Percent
@@ -357,7 +430,6 @@ class MetricRecord(BaseModel):
 
 
 _FRIENDLY = {
-    "string_pattern_mismatch": "must contain a non-whitespace character",
     "string_too_short": "must not be empty",
     "missing": "required field missing",
 }
@@ -368,21 +440,32 @@ def describe_validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
 
     index is the record's position in the batch (None for a single record).
     """
+    return [
+        {"index": index, "field": field, "problem": problem + got}
+        for index, field, problem, got in validation_problems(exc)
+    ]
+
+
+def validation_problems(
+    exc: ValidationError, inputs: bool = True
+) -> list[tuple[int | None, str, str, str]]:
+    """(index, field, problem, got) of each error: problem names the rule broken, got is
+    " (got <the value>)" where the value helps (always "" without inputs, which is faster)."""
     out = []
-    for err in exc.errors():
+    for err in exc.errors(include_url=False, include_context=False, include_input=inputs):
         loc = list(err["loc"])
         index = loc.pop(0) if loc and isinstance(loc[0], int) else None
         field = ".".join(str(p) for p in loc) if loc else "(record)"
         field = field or '""'  # a key that is the empty string
-        problem = err["msg"]
+        problem, got = err["msg"], ""
         if err["type"] == "extra_forbidden":
             replaced = DEPRECATED_COLUMNS.get(field)
             problem = f"deprecated field, replaced by {replaced}" if replaced else "unknown field"
         elif err["type"] in _FRIENDLY:
             problem = _FRIENDLY[err["type"]]
         elif "input" in err and field != "(record)":
-            problem = f"{problem} (got {err['input']!r:.80})"
-        out.append({"index": index, "field": field, "problem": problem})
+            got = f" (got {err['input']!r:.80})"
+        out.append((index, field, problem, got))
     return out
 
 

@@ -1,4 +1,6 @@
-"""GPU auto-detection and per-GPU tuning profiles (ARCHITECTURE_GUIDE section 5).
+"""GPU auto-detection and per-GPU tuning profiles (the project's architecture
+specification, section 5 "GPU Configuration"; the README's GPU section says how they are
+used).
 
 Usage::
 

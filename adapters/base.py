@@ -3,13 +3,17 @@
 A source implements only `pages()` (its documents from a time on, sorted by time and a
 tie-breaker, in pages) and a mapper turns documents into contract records. One poll:
 
-1. reads from the cursor's time minus the overlap window (default 60 s), skipping the
-   documents already delivered (their ids are in the cursor), page by page;
+1. reads from the cursor's time minus the overlap window (default 60 s) up to now plus
+   the allowed clock skew (max_skew, TFT_MAX_CLOCK_SKEW_S, 300 s), skipping the documents
+   already delivered (their ids are in the cursor), page by page;
 2. maps each page; documents that cannot be mapped go to the quarantine;
 3. POSTs the records to /feed (in a thread: the next page is fetched and mapped while the
    daemon answers); records the daemon rejects go to the quarantine;
 4. only once the daemon answered, marks the page's documents delivered and saves the
-   cursor, page after page in order.
+   cursor, page after page in order;
+5. quarantines, once each, the documents dated past now + max_skew ("future": a host
+   whose clock runs fast, or local time marked as UTC), so the cursor never passes that
+   point and one such document cannot hide the others.
 
 A mapper may hold back the tail of a page (Metricbeat's join waits for a period's last
 metricset); held documents are offered again with the next page, or at the poll's end.
@@ -19,8 +23,6 @@ If the daemon does not answer, the poll stops with the cursor where it was.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ from typing import Any, Protocol
 from adapters import state as cursor_state
 from adapters.forward import Forwarder
 from adapters.mapping import Failure, Mapping, map_documents
+from adapters.prefetch import Prefetch
 from adapters.quarantine import Quarantine, rejected_entries
 
 log = logging.getLogger(__name__)
@@ -85,6 +88,7 @@ class Totals:
     stale: int = 0
     rejected: int = 0
     unmappable: int = 0
+    future: int = 0
 
     def add(self, other: Totals) -> None:
         for name in self.__dataclass_fields__:
@@ -106,7 +110,9 @@ class Loop:
     overlap: timedelta = timedelta(seconds=60)
     batch_size: int = 1000
     backfill: timedelta = timedelta(0)
+    max_skew: timedelta = timedelta(seconds=300)  # 0: no limit (simulated time)
     cursor: cursor_state.Cursor = field(default_factory=cursor_state.Cursor)
+    _unsaved: bool = field(default=False, repr=False)  # the cursor moved since last saved
     _sender: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="send"), repr=False
     )
@@ -114,10 +120,12 @@ class Loop:
 
     def poll(self, *, now: datetime, stop: Callable[[], bool] = bool) -> Totals:
         """One poll from the cursor (without one: from now - backfill, at least the
-        overlap); the poll's totals. stop() is asked after each page."""
-        start = self.cursor.start(self.overlap) or now - max(self.backfill, self.overlap)
+        overlap) up to now + max_skew, then the documents dated past that are quarantined;
+        the poll's totals. stop() is asked after each page."""
+        limit = now + self.max_skew if self.max_skew else None
+        self._save()  # a write that failed in the last poll, first
         totals, held = Totals(), []
-        pages = Prefetch(self.source.pages(start, None, self.batch_size))
+        pages = Prefetch(self.source.pages(self._start(now, limit), limit, self.batch_size))
         try:
             for page in pages:
                 fresh = [doc for doc in page if not self.cursor.seen(doc.id)]
@@ -127,8 +135,45 @@ class Loop:
             self._deliver(held, final=True, now=now, totals=totals)
         finally:
             pages.close()
-            self._settle(totals)
+            self._settle(totals, now)
+        if limit is not None:
+            totals.future = self._quarantine_future(limit, now)
         return totals
+
+    def _start(self, now: datetime, limit: datetime | None) -> datetime:
+        """Where the poll reads from. With a limit, the cursor stays at or before the clock:
+        a document dated ahead (a fast clock, within max_skew) must not make the next poll
+        start past the others' documents. A cursor past the limit (moved there by a
+        future-dated document before there was a limit, or the clock was set back) would
+        hide every document until the clock caught up with it: read again from the backfill."""
+        if limit is not None and self.cursor.time is not None and self.cursor.time > limit:
+            log.warning(
+                "the cursor (%s) is past now + %s: reading again from %s back (the daemon "
+                "counts what it already holds as duplicates)",
+                self.cursor.time.isoformat(),
+                self.max_skew,
+                max(self.backfill, self.overlap),
+            )
+            self.cursor.time = None
+        start = self.cursor.start(self.overlap)
+        if start is None:
+            return now - max(self.backfill, self.overlap)
+        return start if limit is None else min(start, now - self.overlap)
+
+    def _quarantine_future(self, limit: datetime, now: datetime) -> int:
+        """Quarantine, once each, the documents dated past limit (the first batch_size of
+        them, each poll); their ids stay in the cursor until it passes their time."""
+        pages = self.source.pages(limit, None, self.batch_size)
+        try:
+            page = next(pages, [])
+        finally:
+            pages.close()  # type: ignore[attr-defined]
+        fresh = [doc for doc in page if not self.cursor.seen(doc.id)]
+        count = self.quarantine.add("future", [_future_entry(d, now, self.max_skew) for d in fresh])
+        self.cursor.hold([(doc.id, doc.time) for doc in fresh])
+        self._unsaved = self._unsaved or bool(fresh)
+        self._save()
+        return count
 
     def _deliver(self, docs: list[Doc], *, final: bool, now: datetime, totals: Totals) -> list:
         """Map what the mapper is done with and start sending it (one batch in flight, so
@@ -136,12 +181,12 @@ class Loop:
         if not docs:
             return []
         mapped = self.mapper([d.body for d in docs], final=final, now=now)
-        self._settle(totals)  # the previous batch's answer first: the cursor moves in order
+        self._settle(totals, now)  # the previous batch's answer first: in order
         future = self._sender.submit(self.send, mapped.records)
         self._in_flight = (future, docs[: mapped.consumed], mapped.failures)
         return docs[mapped.consumed :]
 
-    def _settle(self, totals: Totals) -> None:
+    def _settle(self, totals: Totals, now: datetime) -> None:
         """Wait for the batch in flight; once answered, quarantine its unmappable
         documents, mark its documents delivered and save the cursor. Raises the send's
         error (DaemonUnavailable...): then nothing of that batch is marked."""
@@ -152,55 +197,18 @@ class Loop:
         sent = future.result()
         sent.unmappable = self.quarantine.add("unmappable", [_failure_entry(f) for f in failures])
         sent.documents = len(done)
-        self.cursor.mark([(d.id, d.time) for d in done], self.overlap)
-        if self.state_file is not None and done:
-            cursor_state.save(self.state_file, self.cursor)
+        until = now if self.max_skew else None  # no cursor past the clock (see _start)
+        self.cursor.mark([(d.id, d.time) for d in done], self.overlap, until=until)
+        self._unsaved = self._unsaved or bool(done)
         totals.add(sent)
+        self._save()
 
-
-class Prefetch:
-    """Pages read in a thread, one ahead of the loop: the database's answer time overlaps
-    with mapping and sending. close() ends the thread (the source's generator is closed
-    there, so its cleanup, e.g. closing a point in time, runs)."""
-
-    def __init__(self, pages: Iterator[list[Doc]]) -> None:
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(pages,), daemon=True)
-        self._thread.start()
-
-    def __iter__(self) -> Iterator[list[Doc]]:
-        while (item := self._queue.get()) is not _END:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self, pages: Iterator[list[Doc]]) -> None:
-        try:
-            for page in pages:
-                if not self._put(page):
-                    break
-        except BaseException as error:  # handed to the loop's thread, raised there
-            self._put(error)
-        finally:
-            pages.close()  # type: ignore[attr-defined]
-            self._put(_END)
-
-    def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-
-_END = object()
+    def _save(self) -> None:
+        """Write the cursor if it changed since the last write; StateWriteError leaves it
+        to be written by the next batch or poll."""
+        if self.state_file is not None and self._unsaved:
+            cursor_state.save(self.state_file, self.cursor)
+        self._unsaved = False
 
 
 def plain_mapper(mapping: Mapping) -> Mapper:
@@ -227,9 +235,32 @@ def forward_to(forwarder: Forwarder, quarantine: Quarantine, batch_size: int) ->
                     if not entries:  # the whole batch was refused (no per-record errors)
                         entries = [{"record": r, "errors": answer.errors} for r in batch]
                     quarantine.add("rejected", entries)
+                    _warn_unlisted(answer.rejected, len(entries))
         return totals
 
     return send
+
+
+def _warn_unlisted(rejected: int, listed: int) -> None:
+    """The daemon's answer lists the errors of a bounded number of records (the first 100)."""
+    if rejected > listed:
+        log.warning(
+            "the daemon rejected %d records of a batch but named only %d (an answer lists a "
+            "bounded number): the other %d are counted, not quarantined; see the daemon's log",
+            rejected,
+            listed,
+            rejected - listed,
+        )
+
+
+def _future_entry(doc: Doc, now: datetime, max_skew: timedelta) -> dict[str, Any]:
+    ahead = (doc.time - now).total_seconds()
+    problem = (
+        f"dated {doc.time.isoformat()}, {ahead:.0f} s ahead of this adapter's clock; the "
+        f"limit is {max_skew.total_seconds():g} s (TFT_MAX_CLOCK_SKEW_S; 0 turns the check "
+        "off): fix the clock, or the time zone, of the host that wrote it"
+    )
+    return {"field": "time", "problem": problem, "document": doc.body}
 
 
 def _failure_entry(failure: Failure) -> dict[str, Any]:

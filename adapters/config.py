@@ -4,7 +4,9 @@ The JSON file holds the source (each adapter adds its own section), the daemon
 (`tft_daemon`: url, api_key), `fetch_interval`, `batch_size`, `overlap_seconds`, and an
 optional `mapping`. Secrets may stay out of it: TFT_API_KEY, and the database passwords
 TFT_MONGODB_PASSWORD, TFT_ELASTICSEARCH_PASSWORD, TFT_ELASTICSEARCH_API_KEY come from the
-environment or .env (AdapterSettings).
+environment or .env (AdapterSettings), as do the history read on a first start
+(TFT_ADAPTER_BACKFILL_HOURS, which --backfill-hours overrides) and the clock skew allowed
+(TFT_MAX_CLOCK_SKEW_S, the daemon's own setting: documents dated later are quarantined).
 
 The API key's priority is the spec's (section 4): `tft_daemon.api_key` in the config,
 then .env in the project root, then the TFT_API_KEY environment variable.
@@ -35,6 +37,8 @@ class AdapterSettings(BaseSettings):
     tft_mongodb_password: SecretStr | None = None
     tft_elasticsearch_password: SecretStr | None = None
     tft_elasticsearch_api_key: SecretStr | None = None
+    tft_adapter_backfill_hours: float = Field(default=26.0, ge=0)  # read on a first start
+    tft_max_clock_skew_s: float = Field(default=300.0, ge=0)  # later: quarantined; 0: off
 
 
 class DaemonConfig(BaseModel):

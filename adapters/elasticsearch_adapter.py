@@ -17,7 +17,7 @@ accepts the 8.x client's compatible-with=8 requests; a 9.x client is refused by 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +110,7 @@ class EsSource:
         try:
             moment = parse_time(get_path(body, field), field)
         except MappingError:  # a date format of the index's own: the sort value is ISO
-            moment = parse_time(hit["sort"][0], field)
+            moment = _sort_time(hit["sort"][0], field)
         if field in body:
             body[field] = moment  # parsed once: the mapping takes the datetime
         return Doc(f"{hit.get('_index')}/{hit['_id']}", moment, body)
@@ -147,6 +147,18 @@ def connect(config: EsAdapterConfig, settings: AdapterSettings) -> EsSource:
     elif conn.username:
         options["basic_auth"] = (conn.username, password or "")
     return EsSource(client=Elasticsearch(conn.hosts, **options), connection=conn)
+
+
+def _sort_time(value: Any, field: str) -> datetime:
+    """The time of a sort value; outside datetime's years 1..9999 (Elasticsearch writes
+    +10000-... or -0001-...), clamped to them like pymongo's DATETIME_CLAMP: such a document
+    is then dated past the clock (and quarantined) or before every poll's start."""
+    try:
+        return parse_time(value, field)
+    except MappingError:
+        if isinstance(value, str) and value.startswith("+"):
+            return datetime.max.replace(tzinfo=timezone.utc)
+        return datetime.min.replace(tzinfo=timezone.utc)
 
 
 def _secret(value: Any) -> str | None:

@@ -1,16 +1,19 @@
 """The field-level primitives of the adapters' mapping: paths, numbers and times.
 
 Pure functions; a value that cannot be used raises MappingError naming the field.
+as_mapping_error() turns anything else raised while mapping a document into one.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from datetime import datetime, timedelta, timezone
 from numbers import Real
 from typing import Any
 
+log = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _FAST_ISO_LENGTHS = frozenset({20, 24, 27})
 _ISO_TIME = re.compile(
@@ -70,7 +73,10 @@ def parse_time(value: object, field: str = "timestamp") -> datetime:
             return value
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+        try:
+            return value.astimezone(timezone.utc)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+            raise MappingError(field, f"out of range in UTC (got {value.isoformat()})") from None
     if isinstance(value, str):
         return _parse_iso(value, field)
     if isinstance(value, Real) and not isinstance(value, bool):
@@ -98,11 +104,24 @@ def _parse_iso(text: str, field: str) -> datetime:
     elif zone:
         zone = f"{zone[:3]}:{zone[-2:]}" if len(zone) > 3 else f"{zone}:00"
     try:
-        return parse_time(datetime.fromisoformat(f"{match['base']}.{fraction}{zone}"))
+        moment = datetime.fromisoformat(f"{match['base']}.{fraction}{zone}")
     except ValueError as exc:
         raise MappingError(field, f"not a valid time ({exc})") from None
+    return parse_time(moment, field)
 
 
 def format_time(moment: datetime) -> str:
     """ISO 8601 in UTC with a Z, as /feed takes it (microseconds only when present)."""
     return parse_time(moment).isoformat().replace("+00:00", "Z")
+
+
+def as_mapping_error(error: Exception) -> MappingError:
+    """What mapping one document (or a Metricbeat bucket) raised, as a MappingError. A
+    MappingError is the document's fault; anything else (a value no check foresaw, or a
+    bug) is logged with its traceback, and the document is quarantined all the same: one
+    document never stops an adapter."""
+    if isinstance(error, MappingError):
+        return error
+    name = type(error).__name__
+    log.warning("unexpected %s mapping a document (quarantined)", name, exc_info=error)
+    return MappingError("(document)", f"unexpected {name}: {error}")

@@ -30,7 +30,15 @@ import pandas as pd
 from pydantic import ValidationError
 
 import data_contract as dc
-from adapters.fields import EPOCH, MappingError, format_time, get_path, parse_time, to_number
+from adapters.fields import (
+    EPOCH,
+    MappingError,
+    as_mapping_error,
+    format_time,
+    get_path,
+    parse_time,
+    to_number,
+)
 from inference.ingest import parse_records
 
 __all__ = [
@@ -39,6 +47,8 @@ __all__ = [
     "Mapping",
     "MappingError",
     "Rule",
+    "as_failure",
+    "as_mapping_error",
     "check_record",
     "derive_state",
     "derive_states",
@@ -92,6 +102,12 @@ class Failure:
     document: Any
 
 
+def as_failure(index: int, error: Exception, document: Any) -> Failure:
+    """The Failure of the document at index whose mapping raised error (as_mapping_error)."""
+    error = as_mapping_error(error)
+    return Failure(index, error.field, error.problem, document)
+
+
 # --- configuration --------------------------------------------------------------------
 
 
@@ -141,9 +157,6 @@ def _rule(spec: object, key: str) -> Rule:
     if isinstance(scale, bool) or not isinstance(scale, Real) or not 0 < scale < math.inf:
         raise ValueError(f"{key}.scale: must be a positive number, got {scale!r}")
     return Rule(_path(spec.get("source"), f"{key}.source"), float(scale))
-
-
-# --- values ---------------------------------------------------------------------------
 
 
 # --- records --------------------------------------------------------------------------
@@ -242,8 +255,8 @@ def map_documents(docs: Iterable[Any], mapping: Mapping) -> tuple[list[dict], li
     for index, doc in enumerate(docs):
         try:
             extracted.append((index, doc, _extract(doc, mapping)))
-        except MappingError as exc:
-            failures.append(Failure(index, exc.field, exc.problem, doc))
+        except Exception as exc:  # the per-document boundary (see as_failure)
+            failures.append(as_failure(index, exc, doc))
     stateless = [record for _, _, record in extracted if record["state"] is None]
     for record, state in zip(stateless, derive_states(stateless), strict=True):
         record["state"] = state

@@ -38,6 +38,8 @@ from adapters.mapping import (
     EPOCH,
     Failure,
     MappingError,
+    as_failure,
+    as_mapping_error,
     check_record,
     derive_states,
     format_time,
@@ -111,8 +113,8 @@ def join(
 def _time(doc: object, time_field: str) -> datetime | MappingError:
     try:
         return parse_time(get_path(doc, time_field), time_field)
-    except MappingError as exc:
-        return exc
+    except Exception as exc:  # the per-document boundary (see as_mapping_error)
+        return as_mapping_error(exc)
 
 
 def _bucket(moment: datetime, period: timedelta) -> int:
@@ -166,8 +168,8 @@ def _join_buckets(
         summary = {"host.name": key[1], "bucket_start": format_time(start), "documents": documents}
         try:
             values = _values(samples, period.total_seconds(), known.setdefault(key[1], {}))
-        except MappingError as exc:
-            failures.append(Failure(first, exc.field, exc.problem, summary))
+        except Exception as exc:  # the per-bucket boundary (see as_failure)
+            failures.append(as_failure(first, exc, summary))
             continue
         if values is not None:
             record = {"timestamp": start, "server_name": key[1], "state": None, **values}

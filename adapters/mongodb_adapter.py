@@ -6,7 +6,10 @@
 
 Documents are read in (time, _id) order, paged with
 find({$or: [{time: {$gt: t}}, {time: t, _id: {$gt: id}}]}).sort(time, _id).limit(n),
-so any number of documents may share a timestamp. The time field must hold BSON dates.
+so any number of documents may share a timestamp. The time field must hold BSON dates;
+dates past year 9999 (or before year 1) are decoded as bson's DatetimeMS rather than
+failing the whole page, and read as 9999-12-31 (or 0001-01-01): dated past the clock, such
+a document is quarantined like any other future one.
 The loop, cursor, quarantine and flags are shared with the Elasticsearch adapter
 (adapters/base.py, adapters/runner.py).
 """
@@ -19,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pymongo
+from bson.codec_options import CodecOptions, DatetimeConversion
+from bson.datetime_ms import DatetimeMS
+from bson.errors import BSONError
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo.errors import PyMongoError
 
@@ -26,6 +32,8 @@ from adapters.base import Doc, Mapper, SourceUnavailable, plain_mapper
 from adapters.config import AdapterConfig, AdapterSettings
 from adapters.mapping import mapping_from_config, parse_time
 from adapters.runner import AdapterSpec, main
+
+CLAMP = CodecOptions(tz_aware=True, datetime_conversion=DatetimeConversion.DATETIME_CLAMP)
 
 
 class MongoAuth(BaseModel):
@@ -67,14 +75,15 @@ class MongoSource:
         while True:
             try:
                 found = list(self._find(start, until, after, size))
-            except PyMongoError as error:
+            except (PyMongoError, BSONError) as error:
                 raise SourceUnavailable(f"MongoDB: {error}") from error
             if not found:
                 return
+            last = (found[-1][self.time_field], found[-1]["_id"])  # as stored, not clamped
             yield [self._doc(body) for body in found]
             if len(found) < size:
                 return
-            after = (found[-1][self.time_field], found[-1]["_id"])
+            after = last
 
     def _find(self, start: datetime, until: datetime | None, after: Any, size: int) -> Any:
         t = self.time_field
@@ -89,7 +98,10 @@ class MongoSource:
         return cursor.limit(size).batch_size(size)
 
     def _doc(self, body: dict[str, Any]) -> Doc:
-        moment = parse_time(body.get(self.time_field), self.time_field)
+        value = body.get(self.time_field)
+        if isinstance(value, DatetimeMS):  # outside datetime's years 1..9999
+            value = value.as_datetime(CLAMP)
+        moment = parse_time(value, self.time_field)
         body[self.time_field] = moment  # in UTC once: the mapping takes it as it is
         return Doc(str(body["_id"]), moment, body)
 
@@ -106,6 +118,7 @@ def connect(config: MongoAdapterConfig, settings: AdapterSettings) -> MongoSourc
         "connectTimeoutMS": db.timeout_ms,
         "socketTimeoutMS": 6 * db.timeout_ms,
         "appname": "tft-mongodb-adapter",
+        "datetime_conversion": "DATETIME_AUTO",  # one date past 9999 must not fail a page
     }
     if db.tls:
         options |= {"tls": True, "tlsAllowInvalidCertificates": db.tls_allow_invalid_certificates}

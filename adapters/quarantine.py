@@ -1,9 +1,10 @@
 """The quarantine: what an adapter could not deliver, one JSON line each, with the reason.
 
-Two kinds: documents the mapping could not turn into a record ("unmappable", with the
-field and problem), and records the daemon rejected ("rejected", with the daemon's
-errors). The cursor moves past both, so one bad document cannot block the stream; an
-operator reads the file, fixes the source or the mapping, and re-feeds if needed.
+Three kinds: documents the mapping could not turn into a record ("unmappable", with the
+field and problem), records the daemon rejected ("rejected", with the daemon's errors),
+and documents dated past the adapter's clock plus TFT_MAX_CLOCK_SKEW_S ("future"). The
+cursor moves past all of them, so one bad document cannot block the stream; an operator
+reads the file, fixes the source or the mapping, and re-feeds if needed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ from typing import Any
 import orjson
 
 log = logging.getLogger(__name__)
+
+
+class QuarantineWriteError(RuntimeError):
+    """The quarantine file cannot be written: the loop backs off and tries again, and the
+    documents stay unmarked (they are read again)."""
 
 
 class Quarantine:
@@ -36,16 +42,26 @@ class Quarantine:
         ]
         if not lines:
             return 0
-        self.count += len(lines)
         if self.path is None:
             log.warning("%d %s item(s), e.g. %s", len(lines), kind, lines[0].decode()[:500])
-            return len(lines)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.touch(mode=0o600, exist_ok=True)
-        with self.path.open("ab") as out:
-            out.writelines(lines)
-        log.warning("quarantined %d %s item(s) in %s", len(lines), kind, self.path)
+        else:
+            self._append(self.path, lines)
+            log.warning("quarantined %d %s item(s) in %s", len(lines), kind, self.path)
+        self.count += len(lines)
         return len(lines)
+
+    @staticmethod
+    def _append(path: Path, lines: list[bytes]) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600, exist_ok=True)
+            with path.open("ab") as out:
+                out.writelines(lines)
+        except OSError as error:
+            raise QuarantineWriteError(
+                f"cannot write the quarantine file {path}: {error.strerror or error}. Free "
+                "disk space, or make the file and its folder writable by this user"
+            ) from error
 
 
 def rejected_entries(

@@ -2,7 +2,8 @@
 
 Each adapter module supplies an AdapterSpec (its config model, source and mapper) and
 calls main(). Exit codes: 0 done, 1 the poll failed (daemon or database unreachable,
-key refused), 2 bad configuration.
+key refused, the state or quarantine file not writable), 2 bad configuration (the JSON
+config, the state file, or the settings: an unreadable .env, a bad TFT_* value).
 """
 
 from __future__ import annotations
@@ -34,11 +35,20 @@ from adapters.config import (
 )
 from adapters.export import export_records
 from adapters.forward import DaemonRefused, DaemonUnavailable, Forwarder, new_client
-from adapters.quarantine import Quarantine
+from adapters.quarantine import Quarantine, QuarantineWriteError
+from env_settings import load_settings
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 30.0
 SUMMARY_EVERY_S = 60.0
+# A poll that failed on one of these is tried again later (with backoff); the cursor stays.
+RETRIED = (
+    DaemonUnavailable,
+    DaemonRefused,
+    SourceUnavailable,
+    cursor_state.StateWriteError,
+    QuarantineWriteError,
+)
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,11 @@ def parse_args(spec: AdapterSpec, argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--config", type=Path, required=True, help="the adapter's JSON config")
     p.add_argument("--interval", type=float, help="seconds between polls (default: the config's)")
     p.add_argument("--state-file", type=Path, help="the cursor file (default under the state dir)")
-    p.add_argument("--backfill-hours", type=float, default=0.0, help="history read on first start")
+    p.add_argument(
+        "--backfill-hours",
+        type=float,
+        help="history read on the first start (default: TFT_ADAPTER_BACKFILL_HOURS, 26)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the records, send nothing")
     p.add_argument("--export", type=Path, help="write the records of --since..--until to parquet")
     p.add_argument("--since", type=_time, help="ISO time: export from")
@@ -81,7 +95,8 @@ def main(spec: AdapterSpec, argv: list[str] | None = None) -> int:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per POST otherwise
     try:
-        settings, config = AdapterSettings(), load_config(args.config, spec.config_model)
+        settings = load_settings(AdapterSettings)
+        config = load_config(args.config, spec.config_model)
         source = spec.make_source(config, settings)
     except (ConfigError, ValueError) as error:
         log.error("%s", error)
@@ -129,9 +144,18 @@ def build_loop(
         state_file=state_file,
         overlap=timedelta(seconds=config.overlap_seconds),
         batch_size=config.batch_size,
-        backfill=timedelta(hours=args.backfill_hours),
+        backfill=timedelta(hours=backfill_hours(args, settings)),
+        max_skew=timedelta(seconds=settings.tft_max_clock_skew_s),
         cursor=cursor_state.load(state_file) if state_file else cursor_state.Cursor(),
     )
+
+
+def backfill_hours(args: argparse.Namespace, settings: AdapterSettings) -> float:
+    """The history read on a first start: --backfill-hours, else TFT_ADAPTER_BACKFILL_HOURS
+    (environment or .env; 26 by default, the daemon's 24 h window and a margin)."""
+    if args.backfill_hours is not None:
+        return args.backfill_hours
+    return settings.tft_adapter_backfill_hours
 
 
 def _forwarder(config: AdapterConfig, settings: AdapterSettings) -> Forwarder:
@@ -163,19 +187,19 @@ def run_once(loop: Loop) -> int:
     """One poll; 0 when it delivered everything it read, 1 when something was down."""
     try:
         totals = loop.poll(now=datetime.now(timezone.utc))
-    except (DaemonUnavailable, DaemonRefused, SourceUnavailable) as error:
+    except RETRIED as error:
         log.error("poll failed: %s", error)
         return 1
     log.info("poll done: %s", totals.text())
     return 0
 
 
-def run_daemon(loop: Loop, *, interval: float) -> int:
-    """Poll every interval until SIGTERM/SIGINT; back off while something is down."""
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    log.info("polling every %.1f s (overlap %s)", interval, loop.overlap)
+def run_daemon(loop: Loop, *, interval: float, stop: threading.Event | None = None) -> int:
+    """Poll every interval until stop is set (by default: by SIGTERM/SIGINT); back off
+    while something is down or a file cannot be written."""
+    stop = stop or _stop_on_signals()
+    future = f"dated past now + {loop.max_skew}: quarantined" if loop.max_skew else "no limit"
+    log.info("polling every %.1f s (overlap %s; documents %s)", interval, loop.overlap, future)
     failures, summary, last = 0, Totals(), time.monotonic()
     while not stop.is_set():
         delay = interval
@@ -184,7 +208,7 @@ def run_daemon(loop: Loop, *, interval: float) -> int:
             log.debug("poll: %s", totals.text())
             summary.add(totals)
             failures = 0
-        except (DaemonUnavailable, SourceUnavailable, DaemonRefused) as error:
+        except RETRIED as error:
             failures += 1
             delay = _backoff(error, failures, interval)
             log.warning("poll failed (%s); next try in %.0f s, cursor kept", error, delay)
@@ -195,6 +219,13 @@ def run_daemon(loop: Loop, *, interval: float) -> int:
     _log_summary(summary, loop)
     log.info("stopped; cursor at %s", loop.cursor.time)
     return 0
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
 
 
 def _backoff(error: Exception, failures: int, interval: float) -> float:

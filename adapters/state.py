@@ -26,6 +26,11 @@ class StateFileError(RuntimeError):
     """The state file cannot be read: says which file and how to recover."""
 
 
+class StateWriteError(RuntimeError):
+    """The state file cannot be written (disk full, permissions): the loop backs off and
+    tries again; the cursor in memory stays where it was."""
+
+
 @dataclass
 class Cursor:
     """The newest delivered time (None: nothing yet) and the delivered ids at or after
@@ -37,15 +42,31 @@ class Cursor:
     def seen(self, doc_id: str) -> bool:
         return doc_id in self.sent
 
-    def mark(self, delivered: list[tuple[str, datetime]], overlap: timedelta) -> None:
-        """Record delivered (id, time) pairs; forget ids older than the window."""
+    def mark(
+        self,
+        delivered: list[tuple[str, datetime]],
+        overlap: timedelta,
+        *,
+        until: datetime | None = None,
+    ) -> None:
+        """Record delivered (id, time) pairs, the time moving to the newest but not past
+        until (ids dated later are kept until it passes them); forget ids older than the
+        window."""
         for doc_id, at in delivered:
             self.sent[doc_id] = at.timestamp()
             if self.time is None or at > self.time:
                 self.time = at
+        if self.time is not None and until is not None:
+            self.time = min(self.time, until)
         if self.time is not None:
             oldest = (self.time - overlap).timestamp()
             self.sent = {k: v for k, v in self.sent.items() if v >= oldest}
+
+    def hold(self, held: list[tuple[str, datetime]]) -> None:
+        """Record (id, time) pairs of documents done with but not delivered (quarantined
+        ahead of the clock): skipped when read again; the time does not move."""
+        for doc_id, at in held:
+            self.sent[doc_id] = at.timestamp()
 
     def start(self, overlap: timedelta) -> datetime | None:
         """Where the next poll reads from: time - overlap (None: no cursor yet)."""
@@ -71,7 +92,17 @@ def load(path: Path) -> Cursor:
 
 
 def save(path: Path, cursor: Cursor) -> None:
-    """Write the cursor atomically (0600)."""
+    """Write the cursor atomically (0600); StateWriteError naming the file and the fix."""
+    try:
+        _write(path, cursor)
+    except OSError as error:
+        raise StateWriteError(
+            f"cannot write the adapter state file {path}: {error.strerror or error}. Free "
+            "disk space, or make the file and its folder writable by this user"
+        ) from error
+
+
+def _write(path: Path, cursor: Cursor) -> None:
     body: dict[str, Any] = {
         "format": FORMAT,
         "time": cursor.time.astimezone(timezone.utc).isoformat() if cursor.time else None,

@@ -2,7 +2,9 @@
 
 Handlers do their blocking work (parsing, applying, rendering) in the thread pool, not on
 the event loop: a 13 MiB /feed body must not stall /health and /predict. The exception
-is /feed bodies up to INLINE_BODY_BYTES (1 MiB), which cost less than the hop.
+is /feed bodies up to INLINE_BODY_BYTES (1 MiB) that the fast path takes whole, which
+cost less than the hop; any other body (a record to check with the contract's model) is
+checked in the pool.
 
 create_app(settings, model=...) builds it; with model=None the lifespan loads
 settings.model (or, only with settings.baseline, falls back to the labelled seasonal
@@ -17,9 +19,10 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from functools import partial
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -27,8 +30,9 @@ from starlette.concurrency import run_in_threadpool
 import data_contract as dc
 from inference import views
 from inference.buffers import FleetBuffers
+from inference.feed import unusable_body
 from inference.forecast import Forecaster
-from inference.ingest import FeedRejected
+from inference.ingest import FeedRejected, TooManyRecords
 from inference.loading import ModelLoadError, load_forecaster, reload_path
 from inference.persistence import restore_state, save_state
 from inference.service import InferenceService
@@ -82,6 +86,7 @@ def build_service(
         buffers=buffers,
         cores=settings.server_cores(),
         max_clock_skew_s=settings.max_clock_skew_s,
+        max_records=settings.max_records_per_body,
         silent_after_s=settings.silent_after_s,
         evict_after_s=settings.evict_after_s,
         clock=clock,
@@ -106,8 +111,10 @@ def create_app(
         service = build_service(settings, forecaster, clock)
         await asyncio.to_thread(_restore, service, settings)
         app.state.service = service
-        flusher = WalFlusher(service.wal, settings.wal_fsync_s) if service.wal else None
-        if flusher is not None:
+        flusher = None
+        if service.wal is not None:  # a snapshot recovers the log after a failed fsync
+            save = partial(_save, service, settings)
+            flusher = WalFlusher(service.wal, settings.wal_fsync_s, recover=save)
             flusher.start()
         worker = ForecastWorker(
             service,
@@ -178,10 +185,11 @@ def _save(service: InferenceService, settings: DaemonSettings) -> None:
     save_state(service, settings.state_dir, service.wal)
 
 
-# /feed bodies up to this size are applied on the event loop: about 2,000 records, under
-# 10 ms of work, where a hop to the thread pool cost a quarter of /feed's throughput
-# (bench/bench_daemon.py, 1,000-record batches). Larger ones go to the thread pool, so
-# that a 13 MiB body does not stall /health and /predict.
+# /feed bodies up to this size that the fast path takes whole are applied on the event
+# loop: about 2,000 records, under 10 ms of work, where a hop to the thread pool cost a
+# quarter of /feed's throughput (bench/bench_daemon.py, 1,000-record batches). Larger ones,
+# and any with a record the fast path does not take, go to the thread pool, so that a
+# 13 MiB body, or 1 MiB of invalid records, does not stall /health and /predict.
 INLINE_BODY_BYTES = 1024 * 1024
 
 FEED_BODY = {
@@ -202,14 +210,15 @@ def _add_routes(app: FastAPI, settings: DaemonSettings, auth: Any) -> None:
     async def feed(request: Request) -> Response:
         body = await read_body(request, settings.max_body_bytes)
         try:
-            if len(body) <= INLINE_BODY_BYTES:
-                result = service().feed(body)
-            else:
+            result = service().feed_fast(body) if len(body) <= INLINE_BODY_BYTES else None
+            if result is None:
                 result = await run_in_threadpool(service().feed, body)
         except FeedRejected as exc:
             logger.warning("feed rejected: %s", exc)
-            counts = dict.fromkeys(("received", "applied", "duplicates", "stale", "rejected"), 0)
-            result = {"status": "rejected", **counts, "errors": exc.errors}
+            result = unusable_body(exc.errors)
+        except TooManyRecords as exc:  # senders split the batch and send it again
+            logger.warning("feed refused (413): %s", exc)
+            return JSONResponse({"detail": str(exc)}, 413)
         except (OSError, WriteAheadLogError) as exc:  # nothing acknowledged: senders retry
             logger.error("feed not logged durably, answering 503: %s", exc)
             return JSONResponse({"detail": f"write-ahead log: {exc}"}, 503)
@@ -217,9 +226,14 @@ def _add_routes(app: FastAPI, settings: DaemonSettings, auth: Any) -> None:
 
     @app.get("/predict", dependencies=[auth])
     def predict(
-        servers: str | None = None, trajectory: bool = False, accuracy: bool = False
+        server: Annotated[list[str] | None, Query()] = None,
+        servers: str | None = None,
+        trajectory: bool = False,
+        accuracy: bool = False,
     ) -> Response:
-        names = [s for s in servers.split(",") if s] if servers else None
+        """?server=NAME (repeated; names may hold commas) and ?servers=a,b (comma-separated)."""
+        split = [s for s in servers.split(",") if s] if servers else []
+        names = list(dict.fromkeys((server or []) + split)) or None
         parts = views.predict_parts(service(), names, trajectory, accuracy)
         return StreamingResponse(parts, media_type="application/json")
 

@@ -133,6 +133,11 @@ class FleetBuffers:
                 grown[name][:used] = self.arrays[name][:used]
         self.arrays = grown
 
+    def clear(self) -> None:
+        """Forget every server (a restore that failed half-way starts empty)."""
+        self.names, self.index = [], {}
+        self._allocate(0, 16)
+
     def register(self, names: list[str]) -> tuple[np.ndarray, int]:
         """Row of each name (-1 for new servers past max_servers) and how many are new."""
         new = [n for n in dict.fromkeys(names) if n not in self.index]

@@ -3,7 +3,8 @@
 Every record of a body is either applied, a duplicate (a tick seen before: retries are
 safe), stale (see inference/buffers.py) or rejected with {index, field, problem}:
 invalid by the contract, dated later than the daemon's clock allows
-(TFT_MAX_CLOCK_SKEW_S), or a new server past TFT_MAX_SERVERS.
+(TFT_MAX_CLOCK_SKEW_S), or a new server past TFT_MAX_SERVERS. The answer lists the first
+errors and counts them all (inference/problems.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from typing import Any
 from inference.buffers import Applied
 from inference.ingest import Batch
 from inference.predictions import iso
+from inference.problems import Problems, combine
+
+COUNTS = ("received", "applied", "duplicates", "stale", "rejected")
 
 logger = logging.getLogger(__name__)
 
@@ -32,45 +36,37 @@ class FeedStats:
 
     def add(self, result: dict[str, Any]) -> None:
         """Count one /feed answer."""
-        for name in ("received", "applied", "duplicates", "stale", "rejected"):
+        for name in COUNTS:
             setattr(self, name, getattr(self, name) + result[name])
 
     def as_dict(self) -> dict[str, int]:
         return dict(vars(self))
 
 
-def within_skew(batch: Batch, now: float, max_skew_s: float) -> tuple[Batch, list[dict[str, Any]]]:
-    """The records not dated past now + max_clock_skew_s, and an error for each other."""
-    limit = now + max_skew_s
-    ahead = batch.seconds > limit
+def within_skew(batch: Batch, now: float, max_skew_s: float) -> tuple[Batch, Problems]:
+    """The records not dated past now + max_skew_s, and the problems of the others."""
+    problems = Problems()
+    ahead = batch.seconds > now + max_skew_s
     if not max_skew_s or not ahead.any():
-        return batch, []
+        return batch, problems
     problem = (
-        "{} is {:.0f} s ahead of the daemon's clock; the limit is {:g} s "
-        "(TFT_MAX_CLOCK_SKEW_S; 0 turns the check off)"
+        f"more than {max_skew_s:g} s ahead of the daemon's clock: the limit is "
+        "TFT_MAX_CLOCK_SKEW_S, 0 turns the check off"
     )
-    errors = [
-        {
-            "index": int(i),
-            "field": "timestamp",
-            "problem": problem.format(iso(s), s - now, max_skew_s),
-        }
-        for i, s in zip(
-            batch.positions()[ahead].tolist(), batch.seconds[ahead].tolist(), strict=True
-        )
-    ]
-    return batch.subset(~ahead), errors
+    positions, seconds = batch.positions()[ahead].tolist(), batch.seconds[ahead].tolist()
+    for index, second in zip(positions, seconds, strict=True):
+        got = f" (got {iso(second)}, {second - now:.0f} s ahead)" if problems.listing else ""
+        problems.add(index, [("timestamp", problem, got)])
+    return batch.subset(~ahead), problems
 
 
-def _index(error: dict[str, Any]) -> int:
-    return -1 if error["index"] is None else error["index"]
-
-
-def feed_result(applied: Applied, errors: list[dict[str, Any]]) -> dict[str, Any]:
-    """The counts and errors of a /feed answer: errors are the records' found before
-    applying (contract, clock skew); rejected counts records (one may have several)."""
-    errors = sorted(errors + applied.rejected, key=_index)
-    rejected = len({e["index"] for e in errors})
+def feed_result(applied: Applied, found: list[Problems]) -> dict[str, Any]:
+    """The counts and errors of a /feed answer: found are the problems met before applying
+    (contract, clock skew); rejected counts records (one may have several errors)."""
+    fleet = Problems()
+    fleet.add_errors(applied.rejected)
+    problems = combine([*found, fleet])
+    rejected = problems.rejected
     received = applied.received - len(applied.rejected) + rejected
     status = "ok" if not rejected else "partial" if rejected < received else "rejected"
     return {
@@ -80,7 +76,20 @@ def feed_result(applied: Applied, errors: list[dict[str, Any]]) -> dict[str, Any
         "duplicates": applied.duplicates,
         "stale": applied.stale,
         "rejected": rejected,
-        "errors": errors,
+        "errors": problems.errors,
+        "error_counts": problems.counted(),
+    }
+
+
+def unusable_body(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """The answer to a body that is not a JSON array (422): every count 0."""
+    problems = Problems()
+    problems.add_errors(errors)
+    return {
+        "status": "rejected",
+        **dict.fromkeys(COUNTS, 0),
+        "errors": problems.errors,
+        "error_counts": problems.counted(),
     }
 
 

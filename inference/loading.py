@@ -105,7 +105,10 @@ def reload_path(settings: DaemonSettings, body: bytes) -> Path:
     if not request.get("model"):
         return settings.model
     root = settings.models_dir.resolve()
-    path = (settings.models_dir / request["model"]).resolve()
+    try:
+        path = (settings.models_dir / request["model"]).resolve()
+    except (ValueError, OSError) as exc:  # a NUL in the name, a loop of links
+        raise ModelLoadError(f"model: {request['model']!r} is not a usable path ({exc})") from None
     if not path.is_relative_to(root):
         raise ModelLoadError(f"{request['model']!r} is outside the models directory {root}")
     return path

@@ -12,10 +12,10 @@ deleted once it is durable. On start the state file is restored, then the segmen
 from ``wal_from`` on (all of them without a usable file) are applied again, so no
 acknowledged record is lost or applied twice.
 
-Format 2 added the buffer arrays ``received`` and ``done``; a format-1 file is migrated
-(``received`` = its saved_at, so that no server is evicted at once). A file with a newer
-format, one that cannot be read, or one that does not fit this daemon is moved aside
-(``<name>.bad-<time>``) with an error in the log, and the daemon starts empty.
+Files of older formats are migrated (inference/state_file.py). A file with a newer
+format, one that cannot be read, one that does not fit this daemon, or one that fails
+to load for any other reason is moved aside (``<name>.bad-<time>``) with one error in
+the log, and the daemon starts empty.
 Forecasts are restored only when the same model serves again; otherwise those servers
 are forecast afresh. The live accuracy scores (inference/accuracy.py, arrays ``acc_*``)
 come back with the forecasts, under the same condition; a file without them, or with
@@ -31,7 +31,6 @@ import os
 import tempfile
 import threading
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -39,36 +38,16 @@ import numpy as np
 
 import data_contract as dc
 import risk
-from inference import accuracy
+from inference import accuracy, state_file
 from inference.buffers import ARRAYS, FleetBuffers
 from inference.service import InferenceService
+from inference.state_file import FORMAT, StateFileError
 from inference.wal import WriteAheadLog, fsync_directory
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 2
-ADDED_IN_FORMAT_2 = ("received", "done")  # buffer arrays a format-1 file lacks
 STATE_FILE = "daemon_state.npz"
 _SAVING = threading.Lock()  # the worker's periodic save and the shutdown save
-
-
-class StateFileError(ValueError):
-    """A state file that cannot be restored; the message says why."""
-
-
-def _header(buffers: FleetBuffers, model: str) -> dict[str, Any]:
-    return {
-        "format": FORMAT,
-        "ring": buffers.ring,
-        "late_steps": buffers.late,
-        "encoder_length": buffers.encoder_length,
-        "step_seconds": buffers.step_seconds,
-        "metrics": list(dc.METRIC_COLUMNS),
-        "states": list(dc.VALID_STATES),
-        "model": model,
-        "accuracy_format": accuracy.FORMAT,
-        "saved_at": time.time(),
-    }
 
 
 def collect(service: InferenceService, wal: WriteAheadLog | None = None) -> dict[str, np.ndarray]:
@@ -81,7 +60,7 @@ def collect(service: InferenceService, wal: WriteAheadLog | None = None) -> dict
         rows = np.array(sorted(service.cache), dtype=np.int64)
         forecasts = [service.cache[r] for r in rows.tolist()]
         horizon = service.forecaster.horizon
-        arrays["names"] = np.array(b.names, dtype=str)
+        arrays.update(state_file.encode_names(b.names))
         arrays["cache_rows"] = rows
         arrays["cache_origin"] = np.array([f.origin for f in forecasts], dtype=np.int64)
         arrays["cache_made_at"] = np.array([f.made_at for f in forecasts], dtype=np.float64)
@@ -99,8 +78,8 @@ def collect(service: InferenceService, wal: WriteAheadLog | None = None) -> dict
         arrays["cache_level"] = np.array(
             [risk.LEVEL_NAMES.index(f.assessment.level) for f in forecasts], dtype=np.int8
         )
-        header = _header(b, service.forecaster.info["name"])
-        header["wal_from"] = wal_from
+        header = state_file.make_header(b, service.forecaster.info["name"])
+        header["wal_from"], header["servers"] = wal_from, len(b)
         scores = service.accuracy.state(len(b))
         arrays.update({f"acc_{name}": values for name, values in scores.items()})
     arrays["header"] = np.array(json.dumps(header))
@@ -117,9 +96,10 @@ def save_state(
         arrays = collect(service, wal)
         target = directory / STATE_FILE
         _write_durably(arrays, directory, target)
+        header = json.loads(str(arrays["header"]))
         if wal is not None:
-            wal.truncate(json.loads(str(arrays["header"]))["wal_from"])
-    logger.info("saved state of %d servers to %s", len(arrays["names"]), target)
+            wal.truncate(header["wal_from"])
+    logger.info("saved state of %d servers to %s", header["servers"], target)
     return target
 
 
@@ -146,54 +126,6 @@ def _remove_temporaries(directory: Path) -> None:
         logger.info("removed %s, left by a save that did not finish", tmp)
 
 
-def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    try:
-        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-        header = json.loads(str(arrays.pop("header")))
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        raise StateFileError(f"unreadable: {exc!r}") from exc
-    return header, arrays
-
-
-def _check(header: dict[str, Any], arrays: dict[str, np.ndarray], buffers: FleetBuffers) -> None:
-    expected = _header(buffers, header.get("model", ""))
-    for key in (
-        "format",
-        "ring",
-        "late_steps",
-        "encoder_length",
-        "step_seconds",
-        "metrics",
-        "states",
-    ):
-        if header.get(key) != expected[key]:
-            raise StateFileError(
-                f"{key} is {header.get(key)!r}, this daemon uses {expected[key]!r}"
-            )
-    n = len(arrays.get("names", []))
-    if n > buffers.max_servers:
-        raise StateFileError(f"holds {n} servers, more than max_servers {buffers.max_servers}")
-    for name, _, _, dtype, _ in ARRAYS:
-        found = arrays.get(f"buf_{name}")
-        if found is None or found.shape != buffers.shape(name, n) or found.dtype != dtype:
-            raise StateFileError(f"array {name} is missing or has the wrong shape or type")
-    served, cached = arrays.get("cache_served"), len(arrays.get("cache_rows", []))
-    if served is not None and (
-        served.shape != (cached, len(dc.METRIC_COLUMNS)) or served.dtype != np.int8
-    ):
-        raise StateFileError("array cache_served has the wrong shape or type")
-    for name, dtype in (("cache_since", np.float64), ("cache_level", np.int8)):
-        found = arrays.get(name)
-        if found is not None and (found.shape != (cached,) or found.dtype != dtype):
-            raise StateFileError(f"array {name} has the wrong shape or type")
-    if header.get("accuracy_format") == accuracy.FORMAT:
-        for name, *_ in accuracy.ARRAYS:
-            found = arrays.get(f"acc_{name}")
-            if found is None or (found.shape, found.dtype) != accuracy.expected_shape(name, n):
-                raise StateFileError(f"array acc_{name} is missing or has the wrong shape or type")
-
-
 def restore_state(
     service: InferenceService, directory: Path, wal: WriteAheadLog | None = None
 ) -> bool:
@@ -212,21 +144,22 @@ def restore_state(
 
 
 def _restore_file(service: InferenceService, path: Path) -> dict[str, Any] | None:
-    """The restored file's header; None without a usable file."""
+    """The restored file's header; None without a usable file. A file that fails for any
+    reason (it is input from disk: a check, or an error while loading its arrays) is moved
+    aside and the daemon starts empty, as the README promises: one error line, no crash."""
     if not path.exists():
         return None
     try:
-        header, arrays = _read(path)
-        migrated = _migrate(header, arrays, service.buffers)
-        _check(header, arrays, service.buffers)
-    except StateFileError as exc:
+        header, migrated, same_model = _restore_arrays(service, path)
+    except Exception as exc:  # any failure (see the docstring), not only StateFileError
+        _start_empty(service)
         aside = path.with_name(f"{path.name}.bad-{time.strftime('%Y%m%d_%H%M%S')}")
         os.replace(path, aside)
-        logger.error("state file %s %s; moved it to %s and starting empty", path, exc, aside)
+        why = str(exc) if isinstance(exc, StateFileError) else f"could not be loaded: {exc!r}"
+        logger.error("state file %s %s; moved it to %s and starting empty", path, why, aside)
         return None
     if migrated:
         logger.info("migrated state file from format 1 to %d", FORMAT)
-    same_model = _load(service, header, arrays)
     logger.info(
         "restored %d servers from %s (saved %s)%s",
         len(service.buffers),
@@ -237,32 +170,27 @@ def _restore_file(service: InferenceService, path: Path) -> dict[str, Any] | Non
     return header
 
 
-def _migrate(header: dict[str, Any], arrays: dict[str, np.ndarray], buffers: FleetBuffers) -> bool:
-    """Bring a format-1 file up to FORMAT (in place); whether it was one."""
-    found = header.get("format")
-    if isinstance(found, int) and found > FORMAT:
-        raise StateFileError(
-            f"has format {found}, but this daemon reads formats up to {FORMAT}: a newer "
-            "daemon wrote it (run that version again, or start empty)"
-        )
-    if found != 1:
-        return False  # FORMAT, or a format _check rejects
-    saved_at = header.get("saved_at")
-    if not isinstance(saved_at, (int, float)):
-        raise StateFileError("has format 1 but no saved_at in its header")
-    n = len(arrays.get("names", []))
-    for name, _, _, dtype, fill in ARRAYS:
-        if name in ADDED_IN_FORMAT_2 and f"buf_{name}" not in arrays:
-            value = int(saved_at) if name == "received" else fill  # not evicted at once
-            arrays[f"buf_{name}"] = np.full(buffers.shape(name, n), value, dtype=dtype)
-    header["format"] = FORMAT
-    return True
+def _restore_arrays(service: InferenceService, path: Path) -> tuple[dict[str, Any], bool, bool]:
+    """Read, migrate, check and load the file: its header, whether it was migrated from
+    format 1 and whether the same model serves (its forecasts were restored)."""
+    header, arrays = state_file.read(path)
+    migrated = state_file.migrate(header, arrays, service.buffers)
+    state_file.check(header, arrays, service.buffers)
+    return header, migrated, _load(service, header, arrays)
+
+
+def _start_empty(service: InferenceService) -> None:
+    """Forget whatever a failed restore loaded."""
+    with service.lock:
+        service.buffers.clear()
+        service.cache.clear()
+        service.accuracy.reset()
 
 
 def _load(service: InferenceService, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bool:
     """Buffers, and the forecasts if the same model serves; whether it does."""
     with service.lock:
-        _load_buffers(service.buffers, arrays)
+        _load_buffers(service.buffers, state_file.decode_names(arrays), arrays)
         same_model = header["model"] == service.forecaster.info["name"]
         if same_model:
             service.restore_forecasts(
@@ -307,8 +235,7 @@ def _load_accuracy(
     service.accuracy.load({name: arrays[f"acc_{name}"] for name, *_ in accuracy.ARRAYS})
 
 
-def _load_buffers(buffers: FleetBuffers, arrays: dict[str, np.ndarray]) -> None:
-    names = [str(n) for n in arrays["names"]]
+def _load_buffers(buffers: FleetBuffers, names: list[str], arrays: dict[str, np.ndarray]) -> None:
     buffers.register(names)
     for name, *_ in ARRAYS:
         buffers.view(name)[:] = arrays[f"buf_{name}"]

@@ -1,4 +1,5 @@
-"""The forecast cache and the /predict JSON (pure formatting, no I/O).
+"""The /predict JSON: a server's entry from its cached forecast and its live tick (pure
+formatting, no I/O; the cache itself is in inference/cache.py).
 
 A server's entry in /predict:
     current, state, last_seen     its latest tick (live, from the buffers)

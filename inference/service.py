@@ -27,8 +27,9 @@ from inference.buffers import FleetBuffers
 from inference.cache import Forecast, PassStats
 from inference.feed import FeedStats, feed_result, log_feed, within_skew
 from inference.forecast import Forecaster
-from inference.ingest import parse_records
+from inference.ingest import Batch, check_records, fast_batch, load_records
 from inference.predictions import forecast_fields, horizon_values, iso, risk_fields
+from inference.problems import LISTED, Problems
 from inference.windows import Snapshot, window_values
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class InferenceService:
     accuracy: AccuracyTracker = field(default_factory=AccuracyTracker)
     serve_better: bool = False  # per metric, serve a baseline that beat the TFT (a day)
     max_clock_skew_s: float = 300.0  # ticks later than now + this are rejected; 0: off
+    max_records: int | None = 50_000  # records per /feed body; more: TooManyRecords (413)
     silent_after_s: float = 900.0  # newest tick older than this: stale, "silent" alert
     evict_after_s: float = 86_400.0  # nothing received for this long: forgotten
     wal: WriteAheadLog | None = None  # accepted batches, replayed after a crash
@@ -61,9 +63,19 @@ class InferenceService:
     # --- /feed ------------------------------------------------------------------------
 
     def feed(self, body: bytes) -> dict[str, Any]:
-        """Apply the valid records of a body (FeedRejected: the body is not an array).
-        status "ok", "partial" (some rejected) or "rejected" (none applied: HTTP 422)."""
-        batch, errors = parse_records(body)
+        """Apply the valid records of a body (FeedRejected: the body is not an array;
+        TooManyRecords: more than max_records). status "ok", "partial" (some rejected) or
+        "rejected" (none applied: HTTP 422). Off the event loop: invalid records take time."""
+        records = load_records(body, self.max_records)
+        return self._apply(*check_records(records, LISTED))
+
+    def feed_fast(self, body: bytes) -> dict[str, Any] | None:
+        """feed() for a body the fast path takes whole (cheap enough for the event loop);
+        None for any other, which feed() must check."""
+        batch = fast_batch(load_records(body, self.max_records))
+        return None if batch is None else self._apply(batch, Problems())
+
+    def _apply(self, batch: Batch, problems: Problems) -> dict[str, Any]:
         now = self.clock()
         batch, ahead = within_skew(batch, now, self.max_clock_skew_s)
         with self.lock:
@@ -72,7 +84,7 @@ class InferenceService:
             applied = self.buffers.apply(batch, now)
             servers, progress = len(self.buffers), self.fleet_progress(now)
         self.wake.set()
-        result = feed_result(applied, errors + ahead)
+        result = feed_result(applied, [problems, ahead])
         result |= {"new_servers": applied.new_servers, "servers": servers}
         result["warmup_progress"] = progress
         with self.lock:

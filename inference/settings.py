@@ -24,6 +24,7 @@ class DaemonSettings(BaseSettings):
     state_dir: Path | None = Path("state")  # buffers + forecasts; None: no persistence
     save_interval_s: float = Field(60.0, gt=0)
     max_body_bytes: int = Field(16 * 1024 * 1024, gt=0)  # larger /feed bodies get 413
+    max_records_per_body: int = Field(50_000, gt=0)  # /feed bodies with more records get 413
     max_servers: int = Field(10_000, gt=0)  # servers tracked; new ones past it are rejected
     max_clock_skew_s: float = Field(300.0, ge=0)  # ticks dated past now + this: rejected
     close_grace_s: float = Field(30.0, ge=0)  # the wall clock closes a step this long after

@@ -179,7 +179,9 @@ def health(service: InferenceService) -> dict[str, Any]:
         feed = service.feed_stats.as_dict()
         wal = service.wal
         log = None if wal is None else {"segments": wal.segments, "bytes": wal.bytes}
-    degraded = info["kind"] != "tft" or stats["error"] is not None
+        if log is not None:
+            log["error"] = wal.failed  # a failed fsync: /feed answers 503 until recovered
+    degraded = info["kind"] != "tft" or stats["error"] is not None or bool(log and log["error"])
     return {
         "status": "degraded" if degraded else "ok",
         "model_loaded": info["kind"] == "tft",

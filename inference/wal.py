@@ -12,6 +12,14 @@ it) and truncate() once it is durable. replay() reads the segments on start; a f
 torn by a crash, or failing its CRC, ends its segment with a warning, never an
 exception, and each run writes to new segments (never after such a tail). An flock
 keeps a second daemon out of the directory.
+
+A failed fsync is never retried on the same file: after an EIO the kernel may have
+dropped the dirty pages and a second fsync would report success for data that is gone
+(PostgreSQL's "fsyncgate"). The log refuses frames (``failed`` says why; /feed answers
+503, which senders retry) until a snapshot recovers it: rotate() then abandons the
+failed segments unsynced, the snapshot holds every record they held, and truncate()
+deletes them and opens the log again in a new segment (inference/worker.py's WalFlusher
+takes that snapshot at once).
 """
 
 from __future__ import annotations
@@ -65,6 +73,7 @@ class WriteAheadLog:
         self._retired: list[int] = []  # closed segments' fds, synced and closed by a leader
         self._closed = False
         self._failed: str | None = None  # an fsync failed: nothing can be promised any more
+        self._abandoned_below = 0  # segments below this were given up after a failed fsync
         self._cond = threading.Condition(threading.Lock())
         self._seq = self._durable = 0
         self._syncing = False
@@ -79,6 +88,11 @@ class WriteAheadLog:
     def bytes(self) -> int:
         with self._cond:
             return sum(self._sizes.values())
+
+    @property
+    def failed(self) -> str | None:
+        """Why the log refuses frames (a failed fsync), until a snapshot recovers it."""
+        return self._failed
 
     @property
     def durable(self) -> int:
@@ -136,7 +150,8 @@ class WriteAheadLog:
         except OSError as exc:
             self._failed = (
                 f"an fsync of the write-ahead log in {self.directory} failed ({exc}): records "
-                "may not be on disk; check the disk and restart the daemon"
+                "may not be on disk; refusing records until a snapshot holds them (check "
+                "the disk)"
             )
             logger.error("%s", self._failed)
             raise WriteAheadLogError(self._failed) from exc
@@ -152,15 +167,31 @@ class WriteAheadLog:
         """Sync and close the current segment and start a new one; its number. Every
         frame appended before this call is in a segment with a lower number."""
         with self._cond:
+            if self._failed:
+                return self._abandon()
             if self._fd is not None and self._sizes[self._number] > 0:
                 self._retire()
                 self._sync_through(self._seq)
             self._current()
             return self._number
 
+    def _abandon(self) -> int:
+        """rotate() after a failed fsync: close the segments unsynced (the caller's
+        snapshot holds their records) and number the next one past them."""
+        while self._syncing:
+            self._cond.wait()
+        if self._fd is not None:
+            self._retire()
+        for fd in self._retired:
+            os.close(fd)
+        self._retired = []
+        self._abandoned_below = self._number
+        return self._number
+
     def truncate(self, before: int) -> int:
         """Delete the segments numbered below before (their records are in a durable
-        snapshot); how many. The segment being written is never deleted."""
+        snapshot); how many. The segment being written is never deleted. If that covers
+        the segments abandoned after a failed fsync, the log accepts frames again."""
         with self._cond:
             doomed = sorted(n for n in self._sizes if n < min(before, self._number))
             for number in doomed:
@@ -172,6 +203,14 @@ class WriteAheadLog:
         if doomed:
             fsync_directory(self.directory)
             logger.debug("deleted %d write-ahead log segments below %d", len(doomed), before)
+        with self._cond:
+            if self._failed and self._abandoned_below and before >= self._abandoned_below:
+                self._failed, self._durable = None, self._seq
+                logger.warning(
+                    "write-ahead log recovered: a snapshot holds the records of the segments "
+                    "whose fsync failed; logging goes on in segment %d",
+                    self._number,
+                )
         return len(doomed)
 
     def replay(self, start: int = 0) -> Iterator[tuple[Batch, float]]:

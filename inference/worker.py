@@ -17,6 +17,8 @@ logger = logging.getLogger(__name__)
 # At most one full collection (unfrozen, 220-350 ms with 1,000 servers) an hour: it frees
 # frozen objects that became cyclic garbage after their freeze.
 FULL_COLLECT_S = 3600.0
+# The longest wait between two tries to recover the write-ahead log after a failed fsync.
+RECOVER_MAX_S = 60.0
 
 
 class ForecastWorker:
@@ -109,10 +111,16 @@ class ForecastWorker:
 class WalFlusher:
     """fsyncs the write-ahead log every every_s, in one call for every frame written since
     (a group commit). /feed answers once its frame is written to the OS, so a killed
-    daemon loses nothing; a host crash or power cut loses at most every_s of records."""
+    daemon loses nothing; a host crash or power cut loses at most every_s of records.
 
-    def __init__(self, wal: WriteAheadLog, every_s: float) -> None:
-        self.wal, self.every_s = wal, every_s
+    After a failed fsync the log refuses records (/feed answers 503, /health says why)
+    until recover() (a snapshot) holds what the failed segments held; it is called at
+    once, then again with a doubling delay, up to RECOVER_MAX_S, while it fails."""
+
+    def __init__(
+        self, wal: WriteAheadLog, every_s: float, *, recover: Callable[[], None] | None = None
+    ) -> None:
+        self.wal, self.every_s, self.recover = wal, every_s, recover
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wal-flusher", daemon=True)
 
@@ -128,8 +136,25 @@ class WalFlusher:
         while not self._stop.wait(self.every_s):
             try:
                 self.wal.sync()
-            except WriteAheadLogError:
-                return  # logged by the log itself; /feed now answers 503
+            except WriteAheadLogError:  # logged by the log itself; /feed now answers 503
+                if self.recover is None:
+                    return
+                self._recover()
+
+    def _recover(self) -> None:
+        delay = self.every_s
+        while self.wal.failed and not self._stop.is_set():
+            try:
+                self.recover()
+            except Exception:
+                logger.exception(
+                    "snapshot to recover the write-ahead log failed; /feed answers 503 until "
+                    "one succeeds; retrying in %.0f s",
+                    delay,
+                )
+            if self.wal.failed:
+                self._stop.wait(delay)
+                delay = min(2 * delay, RECOVER_MAX_S)
 
 
 def settle_memory(full: bool = False) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from adapters import state
-from adapters.base import Loop, Totals
+from adapters.base import Doc, Loop, Totals
 from adapters.config import AdapterSettings
 from adapters.forward import DaemonUnavailable
 from adapters.quarantine import Quarantine
@@ -35,6 +36,24 @@ def contract_docs(
     return docs
 
 
+def one_ahead_then_five(end: datetime, iso: bool = False) -> tuple[list[dict], list[dict]]:
+    """Issue 18's reproduction: one host's document 10 minutes ahead of end, and five
+    documents of five other hosts 1..5 s after end (inserted after the first poll)."""
+    ahead = contract_docs(servers=1, steps=1, end=end + timedelta(minutes=10), iso=iso)
+    ahead[0]["server_name"] = "fast-clock"
+    others = []
+    for k in range(5):
+        [doc] = contract_docs(servers=1, steps=1, end=end + timedelta(seconds=k + 1), iso=iso)
+        others.append(doc | {"server_name": f"host{k}"})
+    return ahead, others
+
+
+def quarantined(tmp_path: Path) -> list[dict[str, Any]]:
+    """The lines of adapter_loop's quarantine file."""
+    path = tmp_path / "q.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
 def now_step() -> datetime:
     """The start of the current 5-minute step, minus one step (safely in the past)."""
     now = datetime.now(timezone.utc).replace(microsecond=0)
@@ -50,6 +69,26 @@ def start_adapter(script: str, *args: str, env: dict[str, str], log: Path) -> su
     command = [sys.executable, f"adapters/{script}", *args]
     with open(log, "ab") as out:
         return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
+
+
+class ListSource:
+    """Documents in (time, id) order; `visible` hides the late ones until released."""
+
+    def __init__(self, docs: list[Doc]) -> None:
+        self.docs = docs
+        self.reads = 0
+
+    def pages(self, start: datetime, until: datetime | None, size: int) -> Iterator[list[Doc]]:
+        chosen = sorted(
+            (d for d in self.docs if d.time >= start and (until is None or d.time < until)),
+            key=lambda d: (d.time, d.id),
+        )
+        for first in range(0, len(chosen), size):
+            self.reads += 1
+            yield chosen[first : first + size]
+
+    def close(self) -> None:
+        pass
 
 
 class Recorder:

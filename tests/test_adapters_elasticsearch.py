@@ -4,7 +4,7 @@ protocol fake (tests/protocol_fakes/elasticsearch.py) on a real socket."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ from tests.adapter_helpers import (
     contract_docs,
     keys,
     now_step,
+    one_ahead_then_five,
+    quarantined,
     write_config,
 )
 from tests.daemon_helpers import KEY
@@ -79,6 +81,29 @@ def test_documents_refreshed_late_are_sent_once(tmp_path: Path) -> None:
         adapter.poll(now=end)
         adapter.source.close()
     assert len(send.sent) == 13 and send.sent[-1]["server_name"] == "late"
+
+
+def test_a_host_ahead_of_the_clock_hides_no_other_host(tmp_path: Path) -> None:
+    """Issue 18: one host 10 min ahead, then five other hosts: all five are delivered, the
+    early one is quarantined once (and never sent, even once its time has come)."""
+    end = now_step()
+    ahead, others = one_ahead_then_five(end, iso=True)
+    with ElasticsearchFake() as server:
+        server.index_docs(INDEX, ahead)
+        send = Recorder()
+        adapter = loop(config_body(server.url), tmp_path, send)
+        first = adapter.poll(now=end)
+        server.index_docs(INDEX, others)
+        second = adapter.poll(now=end + timedelta(seconds=10))
+        cursor = adapter.cursor.time
+        later = adapter.poll(now=end + timedelta(minutes=11))  # the early document's time came
+        adapter.source.close()
+    assert [r["server_name"] for r in send.sent] == [f"host{k}" for k in range(5)]
+    assert cursor is not None and cursor <= end + timedelta(seconds=10)
+    assert (first.future, second.future, later.future) == (1, 0, 0)
+    [line] = quarantined(tmp_path)
+    assert line["kind"] == "future" and line["document"]["server_name"] == "fast-clock"
+    assert "600 s ahead" in line["problem"] and "TFT_MAX_CLOCK_SKEW_S" in line["problem"]
 
 
 def test_metricbeat_example_config_joins_metricbeat_documents(tmp_path: Path) -> None:
@@ -141,3 +166,20 @@ def test_a_time_in_the_index_own_format_is_read_from_the_sort_value() -> None:
     source.close()
     assert doc.id == "m/1" and doc.time.isoformat() == "2026-12-06T04:10:00.123456+00:00"
     assert doc.body["timestamp"] == doc.time
+
+
+def test_a_time_outside_years_1_to_9999_is_clamped_not_raised() -> None:
+    """0001-01-01T00:00:00+01:00 is in year 0 in UTC (an OverflowError once), a date past
+    9999 is past datetime: neither may fail the page; the sort value decides, clamped."""
+    config = EsAdapterConfig.model_validate(config_body("http://127.0.0.1:9"))
+    source = connect(config, AdapterSettings(_env_file=None))
+    early = {"_index": "m", "_id": "1", "_source": {"timestamp": "0001-01-01T00:00:00+01:00"}}
+    early["sort"] = ["0000-12-31T23:00:00.000Z"]
+    late = {"_index": "m", "_id": "2", "_source": {"timestamp": 253_402_387_200_000}}
+    late["sort"] = ["+10000-01-02T00:00:00.000Z"]
+    times = [source._doc(hit).time for hit in (early, late)]
+    source.close()
+    assert times == [
+        datetime.min.replace(tzinfo=timezone.utc),
+        datetime.max.replace(tzinfo=timezone.utc),
+    ]

@@ -52,6 +52,18 @@ def test_a_refused_batch_without_per_record_errors_is_quarantined_whole(tmp_path
     assert totals.rejected == 2 and quarantine.count == 2
 
 
+def test_rejections_past_the_answers_error_list_are_counted_and_logged(tmp_path, caplog) -> None:  # noqa: ANN001
+    def capped(request: httpx.Request) -> httpx.Response:  # 3 rejected, the first 1 listed
+        errors = [{"index": 0, "field": "timestamp", "problem": "ahead"}]
+        body = {"status": "rejected", "applied": 0, "duplicates": 0, "stale": 0}
+        return httpx.Response(422, json=body | {"rejected": 3, "errors": errors})
+
+    quarantine = Quarantine(tmp_path / "q.jsonl")
+    totals = forward_to(forwarder(capped), quarantine, batch_size=10)([{"n": k} for k in range(3)])
+    assert totals.rejected == 3 and quarantine.count == 1
+    assert "rejected 3 records of a batch but named only 1" in caplog.text
+
+
 def test_413_splits_the_batch() -> None:
     sizes: list[int] = []
 

@@ -207,6 +207,31 @@ def test_map_documents_returns_failures_in_order_and_never_raises() -> None:
     assert records[1]["state"] == "healthy"
 
 
+@pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-02:00"])
+def test_a_time_out_of_range_in_utc_is_a_mapping_failure(stamp: str) -> None:
+    """Year 0 or 10000 once in UTC: an OverflowError from datetime, once uncaught."""
+    records, failures = map_documents([contract_doc(timestamp=stamp), contract_doc()], PASSTHROUGH)
+    assert len(records) == 1 and [(f.index, f.field) for f in failures] == [(0, "timestamp")]
+    assert "out of range in UTC" in failures[0].problem
+
+
+class Exploding(dict):
+    """A document whose lookups fail as no check foresaw (a stand-in for a bug)."""
+
+    def __contains__(self, key: object) -> bool:
+        raise RuntimeError("boom")
+
+
+def test_an_unexpected_error_is_that_document_failure_and_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    records, failures = map_documents([Exploding(contract_doc()), contract_doc()], PASSTHROUGH)
+    assert len(records) == 1 and [(f.index, f.field) for f in failures] == [(0, "(document)")]
+    assert failures[0].problem == "unexpected RuntimeError: boom"
+    [logged] = [r for r in caplog.records if "unexpected RuntimeError" in r.getMessage()]
+    assert logged.levelname == "WARNING" and logged.exc_info is not None  # the traceback
+
+
 def test_map_documents_of_nothing_is_nothing() -> None:
     assert map_documents([], PASSTHROUGH) == ([], [])
 

@@ -353,3 +353,21 @@ def test_period_must_be_positive() -> None:
 
 def test_nothing_joins_to_nothing() -> None:
     assert join([], period_s=30, closed_before=FAR) == ([], [], 0)
+
+
+def test_a_bucket_that_breaks_the_join_is_a_failure_not_a_crash(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An interface name that is a list (unhashable) raised TypeError out of join()."""
+    docs = metricbeat_docs(steps=3)
+    for doc in docs:
+        network = doc.get("system", {}).get("network", {})
+        if doc["host"]["name"] == "web-1" and network.get("name") == "eth0":
+            network["name"] = ["eth0"]
+    records, failures, _ = join(docs, period_s=30, closed_before=FAR, complete=True)
+    assert [r["server_name"] for r in records] == ["web-0"]
+    assert [(f.field, f.problem) for f in failures] == [
+        ("(document)", "unexpected TypeError: unhashable type: 'list'")
+    ]
+    assert failures[0].document["host.name"] == "web-1"
+    assert "unexpected TypeError" in caplog.text

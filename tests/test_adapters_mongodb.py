@@ -3,20 +3,23 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pandas as pd
 import pytest
+from bson.datetime_ms import DatetimeMS
 
 import data_contract as dc
 from adapters import runner
 from adapters.base import Loop
+from adapters.config import AdapterSettings
 from adapters.mongodb_adapter import SPEC, MongoAdapterConfig
 from tests.adapter_helpers import (
     Recorder,
@@ -24,6 +27,8 @@ from tests.adapter_helpers import (
     contract_docs,
     keys,
     now_step,
+    one_ahead_then_five,
+    quarantined,
     start_adapter,
     write_config,
 )
@@ -31,6 +36,8 @@ from tests.daemon_helpers import AUTH, KEY, free_port, start_daemon, wait_for
 from tests.protocol_fakes.mongodb import MongoFake
 
 DB, COLL = "monitoring", "server_metrics"
+YEAR_10000_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z: past what datetime holds
+CLAMPED = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=timezone.utc)  # DATETIME_CLAMP
 
 
 @pytest.fixture
@@ -81,6 +88,60 @@ def test_documents_visible_late_are_sent_once(mongo: MongoFake, tmp_path: Path) 
     adapter.poll(now=end)
     adapter.source.close()
     assert len(send.sent) == 13 and send.sent[-1]["server_name"] == "late"
+
+
+def test_a_host_ahead_of_the_clock_hides_no_other_host(mongo: MongoFake, tmp_path: Path) -> None:
+    """Issue 18: one host 10 min ahead, then five other hosts: all five are delivered, the
+    early one is quarantined once (and never sent, even once its time has come)."""
+    end = now_step()
+    ahead, others = one_ahead_then_five(end)
+    mongo.insert_many(DB, COLL, ahead)
+    send = Recorder()
+    adapter = loop(mongo.uri, tmp_path, send, batch=100)
+    first = adapter.poll(now=end)
+    mongo.insert_many(DB, COLL, others)
+    second = adapter.poll(now=end + timedelta(seconds=10))
+    assert adapter.cursor.time is not None and adapter.cursor.time <= end + timedelta(seconds=10)
+    later = adapter.poll(now=end + timedelta(minutes=11))  # the early document's time came
+    adapter.source.close()
+    assert [r["server_name"] for r in send.sent] == [f"host{k}" for k in range(5)]
+    assert (first.future, second.future, later.future) == (1, 0, 0)
+    [line] = quarantined(tmp_path)
+    assert line["kind"] == "future" and line["document"]["server_name"] == "fast-clock"
+    assert "600 s ahead" in line["problem"] and "TFT_MAX_CLOCK_SKEW_S" in line["problem"]
+
+
+def test_a_date_past_year_9999_is_quarantined_and_the_rest_delivered(
+    mongo: MongoFake, tmp_path: Path
+) -> None:
+    """pymongo cannot decode it as a datetime: without DATETIME_AUTO the whole page fails."""
+    end = now_step()
+    [bad] = contract_docs(servers=1, steps=1, end=end)
+    bad |= {"server_name": "y10k", "timestamp": DatetimeMS(YEAR_10000_MS)}
+    mongo.insert_many(DB, COLL, [*contract_docs(servers=3, steps=2, end=end), bad])
+    send = Recorder()
+    adapter = loop(mongo.uri, tmp_path, send, batch=100)
+    totals, again = adapter.poll(now=end), adapter.poll(now=end)
+    adapter.source.close()
+    assert len(send.sent) == 6 and (totals.future, again.future) == (1, 0)
+    [line] = quarantined(tmp_path)
+    assert line["document"]["server_name"] == "y10k" and "dated 9999-12-31" in line["problem"]
+
+
+def test_pages_through_dates_past_year_9999(mongo: MongoFake) -> None:
+    """The keyset continues after the stored date, not the clamped one (which would read
+    the same documents again and again)."""
+    end = now_step()
+    docs = contract_docs(servers=3, steps=1, end=end)
+    far = [doc | {"timestamp": DatetimeMS(YEAR_10000_MS + k)} for k, doc in enumerate(docs)]
+    mongo.insert_many(DB, COLL, far)
+    source = SPEC.make_source(
+        MongoAdapterConfig.model_validate(config_body(mongo.uri)), AdapterSettings(_env_file=None)
+    )
+    pages = list(itertools.islice(source.pages(end, None, 2), 4))
+    source.close()
+    assert [len(page) for page in pages] == [2, 1]
+    assert {doc.time for page in pages for doc in page} == {CLAMPED}
 
 
 def test_export_writes_a_contract_parquet(mongo: MongoFake, tmp_path: Path) -> None:

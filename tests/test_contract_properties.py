@@ -1,7 +1,7 @@
 """Property tests of the data contract: generated from its own bounds and types.
 
 Valid records (every metric within METRICS' range and kind, a state of VALID_STATES, a
-non-blank name, an ISO 8601 timestamp) always validate; a record broken in one way
+printable name, an ISO 8601 timestamp from 2000 on) always validate; a record broken in one way
 (out of range, wrong type, missing key, bad state, bad timestamp, unknown or deprecated
 key) is always rejected with an error that names the broken field, in a batch at the
 broken record's index. The same for frames (validate_schema / require_valid). The
@@ -36,7 +36,7 @@ FAST = settings(
 RECORDS = TypeAdapter(list[dc.MetricRecord])
 MISSING = object()  # a mutation that deletes the key
 NAME_CHARS = string.ascii_letters + string.digits + "-_."
-EARLIEST = datetime(2000, 1, 1)
+EARLIEST = datetime(2000, 1, 1, 14)  # the contract's floor, at the largest offset (+14:00)
 LATEST = datetime(2099, 12, 31)
 
 # --- strategies of valid records ----------------------------------------------------
@@ -51,9 +51,12 @@ def metric_values(spec: dc.MetricSpec) -> st.SearchStrategy[float | int]:
 
 
 def server_names() -> st.SearchStrategy[str]:
-    """Names with at least one visible character: short ids and arbitrary unicode."""
+    """Names the contract accepts: short ids, and printable unicode (inner spaces too)
+    between two visible characters."""
     ids = st.text(NAME_CHARS, min_size=1, max_size=40)
-    padded = st.tuples(st.text(max_size=30), st.sampled_from(NAME_CHARS), st.text(max_size=30))
+    printable = st.text(st.characters(codec="utf-8").filter(str.isprintable), max_size=30)
+    edge = st.sampled_from(NAME_CHARS)
+    padded = st.tuples(edge, printable, edge)
     return ids | padded.map("".join)
 
 
@@ -138,7 +141,11 @@ def bad_states() -> st.SearchStrategy[Any]:
 def bad_names() -> st.SearchStrategy[Any]:
     blank = st.text(" \t\n\r", max_size=5)
     too_long = st.integers(254, 400).map(lambda n: "x" * n)
-    return blank | too_long | st.none() | st.integers(-(10**6), 10**6) | st.just(["a"])
+    invisible = st.sampled_from(["\x00", "\x1b", "\u200b", "\u2028", "\ufeff", "\u00a0"])
+    hidden = st.tuples(st.text(NAME_CHARS, min_size=1), invisible).map("".join)
+    spaced = st.text(NAME_CHARS, min_size=1).map(lambda n: n + " ")
+    others = st.none() | st.integers(-(10**6), 10**6) | st.just(["a"])
+    return blank | too_long | hidden | spaced | others
 
 
 def mutations() -> st.SearchStrategy[tuple[str, Any]]:
@@ -248,6 +255,24 @@ def test_a_boolean_metric_is_rejected_like_in_frames(
 ) -> None:
     with pytest.raises(ValidationError):
         dc.MetricRecord.model_validate({**record, column: flag})
+
+
+@FAST
+@given(st.text(max_size=260), st.data())
+def test_the_record_model_and_frames_agree_with_the_name_rule(
+    name: str, data: st.DataObject
+) -> None:
+    """server_name_problem is the rule; MetricRecord and validate_schema apply it alike."""
+    record = {**data.draw(valid_records()), "server_name": name}
+    problem = dc.server_name_problem(name)
+    try:
+        dc.MetricRecord.model_validate(record)
+    except ValidationError as exc:
+        assert problem is not None and fields_named(exc) == {"server_name"}
+    else:
+        assert problem is None
+    ok, errors = dc.validate_schema(frame_of([record]))
+    assert ok == (problem is None), errors
 
 
 # --- frames -------------------------------------------------------------------------

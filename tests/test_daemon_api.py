@@ -150,6 +150,90 @@ async def test_a_retried_batch_changes_nothing() -> None:
         assert first.json()["predictions"] == again.json()["predictions"]
 
 
+async def test_a_name_with_a_control_character_is_rejected_by_name() -> None:
+    """ "web" and "web\\u0000" were two servers that the state file saved as one name, and
+    the daemon could not start again (issue 18, item 4)."""
+    records = [make_record("web", T0), make_record("web\u0000", T0)]
+    async with running(app_with()) as client:
+        body = (await client.post("/feed", content=orjson.dumps(records), headers=AUTH)).json()
+        assert (body["status"], body["applied"], body["rejected"]) == ("partial", 1, 1)
+        assert [(e["index"], e["field"]) for e in body["errors"]] == [(1, "server_name")]
+        predictions = (await client.get("/predict", headers=AUTH)).json()["predictions"]
+    assert list(predictions) == ["web"]
+
+
+OUT_OF_RANGE = ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00", "1969-07-20T20:17:00Z"]
+
+
+@pytest.mark.parametrize("stamp", OUT_OF_RANGE)
+@pytest.mark.parametrize("path", ["fast", "full"])
+async def test_a_timestamp_out_of_range_is_rejected_by_name_never_a_500(
+    stamp: str, path: str
+) -> None:
+    """The first answered 500 (the clock-skew message overflowed), the second 500 on the
+    full path and stale on the fast one, the third was applied to a new server."""
+    odd = make_record("odd", T0, timestamp=stamp)
+    records = [odd] if path == "fast" else [odd, make_record("a", T0, cpu_user_pct="5")]
+    async with running(app_with()) as client:
+        response = await client.post("/feed", content=orjson.dumps(records), headers=AUTH)
+        predictions = (await client.get("/predict", headers=AUTH)).json()["predictions"]
+    body = response.json()
+    assert response.status_code == (422 if path == "fast" else 200)
+    assert body["rejected"] == 1 and body["stale"] == 0
+    assert [(e["index"], e["field"]) for e in body["errors"]] == [(0, "timestamp")]
+    assert "odd" not in predictions
+
+
+async def test_a_body_of_empty_records_is_checked_off_the_loop_and_answered_in_bounds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A sender on an old schema sent 1 MiB of [{}, ...]: it was checked on the event loop
+    (under INLINE_BODY_BYTES), took 52 s and answered 479 MB (issue 18, item 6)."""
+    n = 40_000
+    body = orjson.dumps([{}] * n)
+    assert len(body) < INLINE_BODY_BYTES
+    app, threads = app_with(), []
+    async with running(app) as client:
+        service = app.state.service
+        feed = service.feed
+
+        def spy(*args: Any) -> Any:
+            threads.append(threading.get_ident())
+            return feed(*args)
+
+        monkeypatch.setattr(service, "feed", spy)
+        response = await client.post("/feed", content=body, headers=AUTH)
+    answer = response.json()
+    assert threads and threading.get_ident() not in threads  # the check ran in the pool
+    assert response.status_code == 422 and len(response.content) < 100_000
+    assert (answer["received"], answer["rejected"], answer["applied"]) == (n, n, 0)
+    assert len(answer["errors"]) == 100 and answer["errors"][0]["index"] == 0
+    counts = {(c["field"], c["problem"]): c["count"] for c in answer["error_counts"]}
+    assert counts == {(c, "required field missing"): n for c in dc.REQUIRED_COLUMNS}
+
+
+async def test_a_valid_body_under_the_inline_size_is_still_applied_on_the_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = app_with()
+    async with running(app) as client:
+        service = app.state.service
+        monkeypatch.setattr(service, "feed", lambda body: pytest.fail("sent to the pool"))
+        response = await client.post("/feed", content=steps_body(["a"], 3), headers=AUTH)
+    assert response.status_code == 200 and response.json()["applied"] == 3
+    assert response.json()["error_counts"] == []
+
+
+async def test_a_body_past_the_record_limit_is_413_with_a_hint() -> None:
+    async with running(app_with(max_records_per_body=10)) as client:
+        over = await client.post("/feed", content=steps_body(["a"], 11), headers=AUTH)
+        at = await client.post("/feed", content=steps_body(["b"], 10), headers=AUTH)
+        small = await client.post("/feed", content=orjson.dumps([{}] * 11), headers=AUTH)
+    assert over.status_code == 413 and small.status_code == 413
+    assert "TFT_MAX_RECORDS_PER_BODY" in over.json()["detail"]
+    assert at.status_code == 200 and at.json()["applied"] == 10
+
+
 # --- /predict ------------------------------------------------------------------------
 
 
@@ -192,6 +276,18 @@ async def test_predict_filters_servers_and_returns_trajectories() -> None:
     trajectory = predictions["b"]["trajectory"]
     assert len(trajectory["timestamps"]) == 96 and trajectory["timestamps"][0].endswith("10:00Z")
     assert len(trajectory["p90"]["disk_usage_pct"]) == 96
+
+
+async def test_predict_takes_repeated_server_parameters_for_names_with_commas() -> None:
+    async with running(app_with()) as client:
+        await client.post("/feed", content=steps_body(["a,b", "c", "d"], 2), headers=AUTH)
+        params = [("server", "a,b"), ("server", "c"), ("server", "zz")]
+        repeated = (await client.get("/predict", params=params, headers=AUTH)).json()
+        joined = (await client.get("/predict?servers=c,d", headers=AUTH)).json()
+        both = await client.get("/predict?servers=d&server=a,b", headers=AUTH)
+    assert list(repeated["predictions"]) == ["a,b", "c"] and repeated["not_found"] == ["zz"]
+    assert list(joined["predictions"]) == ["c", "d"] and joined["not_found"] == []
+    assert set(both.json()["predictions"]) == {"a,b", "d"}
 
 
 async def test_risk_and_alerts_follow_the_forecast() -> None:
@@ -259,6 +355,14 @@ async def test_reload_swaps_in_a_tft_and_keeps_serving_on_failure() -> None:
     assert after["model"]["kind"] == "tft" and after["fleet"]["forecasts"] == 0  # old ones gone
     assert app.state.service.buffers.view("dirty").all()
     assert unauthorised.status_code == 401
+
+
+async def test_a_model_name_that_is_no_path_is_refused_by_name() -> None:
+    """{"model": "a\\u0000b"} answered 500: Path.resolve raised ValueError."""
+    async with running(app_with()) as client:
+        nul = await client.post("/admin/reload-model", json={"model": "a\u0000b"}, headers=AUTH)
+    assert nul.status_code == 422 and nul.json()["detail"].startswith("model: ")
+    assert nul.json()["serving"]["kind"] == "seasonal_naive"
 
 
 async def test_insecure_mode_without_a_key_serves_without_auth() -> None:

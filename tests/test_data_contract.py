@@ -199,6 +199,88 @@ def test_validate_json_batch() -> None:
     assert len(records) == 3 and records[0].server_name == "ppml0001"
 
 
+# --- server names and the timestamp range (issue 18, items 4 and 5) -----------------
+
+BAD_NAMES = [
+    "web\x00",  # a NUL: the state file's fixed-width strings dropped it (two servers, one name)
+    "web\t01",
+    "web\x7f",
+    "a\u200bb",  # zero-width space (format)
+    "\ufeffweb",  # byte order mark (format)
+    "web\u2028",  # line separator
+    "web\u00a001",  # no-break space: looks like a space, is not one
+    " web",
+    "web ",
+    "x" * 254,
+]
+GOOD_NAMES = ["web", "wéb-01.example.com", "web 01", "a,b", "x" * 253, "サーバー1", "db@eu:1"]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES, ids=repr)
+def test_invisible_characters_surrounding_spaces_and_long_names_are_refused(
+    small_fleet: pd.DataFrame, name: str
+) -> None:
+    assert dc.server_name_problem(name)
+    with pytest.raises(ValidationError) as info:
+        dc.MetricRecord.model_validate({**SPEC_RECORD, "server_name": name})
+    [error] = dc.describe_validation_errors(info.value)
+    assert error["field"] == "server_name" and error["problem"]
+    frame = small_fleet.copy()
+    frame.loc[3, "server_name"] = name
+    error = _only_error(frame)
+    assert error.startswith("server_name: ") and "first at row(s) 3" in error
+
+
+@pytest.mark.parametrize("name", GOOD_NAMES, ids=repr)
+def test_printable_names_of_up_to_253_characters_are_accepted(
+    small_fleet: pd.DataFrame, name: str
+) -> None:
+    assert dc.server_name_problem(name) is None
+    assert dc.MetricRecord.model_validate({**SPEC_RECORD, "server_name": name}).server_name == name
+    assert dc.validate_schema(small_fleet.assign(server_name=name)) == (True, [])
+
+
+OUT_OF_RANGE = [
+    "1999-12-31T23:59:59Z",
+    "2000-01-01T00:30:00+01:00",  # 1999-12-31T23:30:00Z
+    "1969-12-31T23:00:00Z",
+    "0001-01-01T00:00:00+01:00",  # before year 1 in UTC: used to raise OverflowError
+    "9999-12-31T23:59:59-01:00",  # after year 9999 in UTC: used to raise OverflowError
+    "2200-01-01T00:00:00Z",
+    0,
+    -86400,
+]
+
+
+@pytest.mark.parametrize("stamp", OUT_OF_RANGE, ids=repr)
+def test_timestamps_outside_the_contract_range_are_refused_by_name(stamp: object) -> None:
+    with pytest.raises(ValidationError) as info:
+        dc.MetricRecord.model_validate({**SPEC_RECORD, "timestamp": stamp})
+    [error] = dc.describe_validation_errors(info.value)
+    assert error["field"] == "timestamp"
+    assert "2000-01-01T00:00:00Z" in error["problem"] and "2200-01-01T00:00:00Z" in error["problem"]
+
+
+@pytest.mark.parametrize(
+    "stamp", ["2000-01-01T00:00:00Z", "2000-01-01T01:00:00+01:00", "2199-12-31T23:59:59Z"]
+)
+def test_the_range_holds_its_floor_and_ends_before_its_ceiling(stamp: str) -> None:
+    record = dc.MetricRecord.model_validate({**SPEC_RECORD, "timestamp": stamp})
+    assert dc.TIMESTAMP_FLOOR <= record.timestamp < dc.TIMESTAMP_CEILING
+
+
+def test_frames_refuse_timestamps_outside_the_range(small_fleet: pd.DataFrame) -> None:
+    frame = small_fleet.copy()
+    frame.loc[7, "timestamp"] = pd.Timestamp("1970-01-01T00:00:00Z")
+    error = _only_error(frame)
+    assert error.startswith("timestamp: ") and "first at row(s) 7" in error
+    assert "2000-01-01T00:00:00Z" in error
+    naive = small_fleet.assign(timestamp=small_fleet["timestamp"].dt.tz_localize(None))
+    assert dc.validate_schema(naive) == (True, [])
+    naive.loc[2, "timestamp"] = pd.Timestamp("2200-01-01")
+    assert "first at row(s) 2" in _only_error(naive)
+
+
 # --- states and time features ------------------------------------------------------
 
 

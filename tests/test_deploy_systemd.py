@@ -153,18 +153,60 @@ def test_execstart_runs_a_repo_script_with_known_flags(rendered: Path, name: str
     assert unknown_flags(script, command[2:]) == [], f"{name}: flags unknown to {script}"
 
 
-def install_env(tmp_path: Path) -> dict[str, str]:
+@pytest.mark.parametrize(
+    "name", ["tft-mongodb-adapter.service", "tft-elasticsearch-adapter.service"]
+)
+def test_adapter_units_read_the_backfill_from_their_env_file(
+    rendered: Path, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """26 h on a first start, as compose and start_all_production.sh, or the env file's
+    TFT_ADAPTER_BACKFILL_HOURS: a --backfill-hours in ExecStart would override it."""
+    from adapters import runner
+    from adapters.config import AdapterSettings
+    from adapters.mongodb_adapter import SPEC
+
+    monkeypatch.delenv("TFT_ADAPTER_BACKFILL_HOURS", raising=False)
+    service = parse_unit((rendered / name).read_text())["Service"]
+    args = runner.parse_args(SPEC, shlex.split(service["ExecStart"][0])[2:])
+    assert service["EnvironmentFile"] == [str(tmp_path / "etc" / ".env")]
+    env_file = tmp_path / "etc" / ".env"  # what systemd loads into the environment
+    env_file.parent.mkdir()
+    env_file.write_text("TFT_API_KEY=k\n")
+    assert runner.backfill_hours(args, AdapterSettings(_env_file=env_file)) == 26
+    env_file.write_text("TFT_ADAPTER_BACKFILL_HOURS=12\n")
+    assert runner.backfill_hours(args, AdapterSettings(_env_file=env_file)) == 12
+
+
+HIDDEN = re.compile(r"/(home|root|run/user)/")  # what ProtectHome=yes hides
+
+
+def visible_python() -> str:
+    """An interpreter the services could run: this one, unless it or the Python it links
+    to is under /home or /root (pyenv, uv), else the system's (install.sh's scripts need
+    only the standard library)."""
+    ours = (os.path.realpath(sys.executable), os.path.realpath(sys.base_prefix))
+    if not any(HIDDEN.match(p + "/") for p in ours):
+        return sys.executable
+    if Path("/usr/bin/python3").is_file():
+        return "/usr/bin/python3"
+    pytest.skip("no Python outside /home and /root for install.sh")
+
+
+def install_env(tmp_path: Path, python: str | None = None) -> dict[str, str]:
     folders = {"STATE_DIR": "state", "CONFIG_DIR": "etc", "UNIT_DIR": "units"}
     env = {**os.environ, **{k: str(tmp_path / v) for k, v in folders.items()}}
     user = subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
-    return {**env, "SERVICE_USER": user, "SYSTEMCTL": "true", "PYTHON": sys.executable}
+    python = python or visible_python()
+    return {**env, "SERVICE_USER": user, "SYSTEMCTL": "true", "PYTHON": python}
 
 
-def run_install(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+def run_install(
+    tmp_path: Path, *args: str, python: str | None = None
+) -> subprocess.CompletedProcess:
     script = ROOT / "deploy" / "systemd" / "install.sh"
     return subprocess.run(
         ["bash", str(script), *args],
-        env=install_env(tmp_path),
+        env=install_env(tmp_path, python),
         capture_output=True,
         text=True,
         timeout=120,
@@ -176,6 +218,19 @@ def test_install_dry_run_changes_nothing(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "render_units.py --out" in done.stdout and "daemon-reload" in done.stdout
     assert "Dry run" in done.stdout and list(tmp_path.iterdir()) == []
+
+
+def test_install_refuses_a_venv_whose_python_lives_under_root(tmp_path: Path) -> None:
+    """A venv made with pyenv's or uv's Python: the venv is outside /root, but the
+    interpreter and its standard library are not, and ProtectHome=yes hides them."""
+    venv_python = tmp_path / "venv" / "bin" / "python"
+    venv_python.parent.mkdir(parents=True)
+    venv_python.write_text("#!/bin/sh\necho /root/.pyenv/versions/3.11.7\n")  # sys.base_prefix
+    venv_python.chmod(0o755)
+    done = run_install(tmp_path / "out", "--dry-run", python=str(venv_python))
+    assert done.returncode == 1 and "ProtectHome=yes" in done.stderr
+    assert "standard library in /root/.pyenv/versions/3.11.7" in done.stderr
+    assert "PYTHON=/usr/bin/python3" in done.stderr and not (tmp_path / "out").exists()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="install.sh needs root")

@@ -23,7 +23,7 @@ import pytest
 import schemathesis
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from fastapi import FastAPI
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
@@ -45,6 +45,8 @@ from tests.test_contract_properties import (
 pytestmark = pytest.mark.filterwarnings("ignore:Duplicate Operation ID:UserWarning")
 
 FEED_KEYS = {"status", "received", "applied", "duplicates", "stale", "rejected", "errors"}
+FEED_KEYS |= {"error_counts"}
+LISTED = 100  # errors listed in an answer; error_counts counts them all
 COUNTS = ("applied", "duplicates", "stale", "rejected")
 OPEN = {"/health"}  # answered without a key
 # A few names, so that the fuzzed daemon's buffers stay small across examples.
@@ -86,11 +88,25 @@ def check_feed_answer(code: int, answer: dict[str, Any], sent: Any) -> None:
         assert answer["status"] == ("partial" if answer["rejected"] else "ok"), answer
     assert answer["received"] == sum(answer[k] for k in COUNTS), answer
     indices = check_errors(answer["errors"], sent)
+    check_counts(answer)
     if isinstance(sent, list):
         assert answer["received"] == len(sent), answer
-        assert len(indices) == answer["rejected"], answer
+        assert len(indices) <= answer["rejected"], answer
+        if len(answer["errors"]) < LISTED:  # else the first LISTED errors are listed
+            assert len(indices) == answer["rejected"], answer
     else:
         assert code == 422 and answer["errors"], answer
+
+
+def check_counts(answer: dict[str, Any]) -> None:
+    """error_counts: {field, problem, count} groups, at least as many errors as listed."""
+    counts = answer["error_counts"]
+    assert isinstance(counts, list) and len(counts) <= LISTED, counts
+    assert all({"field", "problem", "count"} <= c.keys() and c["count"] > 0 for c in counts)
+    assert len(answer["errors"]) <= LISTED
+    if len(counts) < LISTED:
+        assert sum(c["count"] for c in counts) >= len(answer["errors"]), answer
+        assert {e["field"] for e in answer["errors"]} <= {c["field"] for c in counts}, answer
 
 
 def check_errors(errors: Any, sent: Any) -> set[int]:
@@ -335,6 +351,35 @@ def valid_record_now() -> dict[str, Any]:
     """One valid record an hour ago."""
     stamp = (datetime.now(timezone.utc) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {**make_record("fuzz00", 0), "timestamp": stamp}
+
+
+def any_timestamps() -> st.SearchStrategy[Any]:
+    """Timestamps of any year and offset (ISO 8601), unix numbers of any size, words."""
+    minutes = st.integers(-(24 * 60 - 1), 24 * 60 - 1)
+    offsets = minutes.map(lambda m: timezone(timedelta(minutes=m)))
+    moments = st.datetimes(timezones=st.none() | st.just(timezone.utc) | offsets)
+    numbers = st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    return moments.map(datetime.isoformat) | numbers | st.text(max_size=30)
+
+
+@FUZZ
+@example(stamp="9999-12-31T23:59:59-01:00", name="fuzz01")
+@example(stamp="0001-01-01T00:00:00+01:00", name="fuzz01")
+@example(stamp="1969-12-31T23:59:59Z", name="fuzz01")
+@example(stamp="2025-06-15T12:00:00Z", name="fuzz01\x00")
+@given(stamp=any_timestamps(), name=st.text(max_size=300) | SERVERS)
+def test_any_timestamp_or_name_is_answered_without_a_server_error(
+    client: Client, stamp: Any, name: str
+) -> None:
+    """A 5xx makes a sender retry forever: a bad record must be named, never a 500 (issue 18:
+    year 9999 at -01:00 overflowed the clock-skew message, year 1 at +01:00 the model)."""
+    odd = {**valid_record_now(), "timestamp": stamp, "server_name": name}
+    bodies = [[odd], [valid_record_now(), odd], [valid_record_now(), {**odd, "cpu_user_pct": "5"}]]
+    for records in bodies:
+        response = client.post("/feed", content=orjson.dumps(records), headers=AUTH)
+        answer = answer_json(response)
+        check_feed_answer(response.status_code, answer, records)
+        assert {e["field"] for e in answer["errors"]} <= {"timestamp", "server_name"}, answer
 
 
 def test_an_empty_key_is_named_too(client: Client) -> None:

@@ -17,6 +17,7 @@ from inference.loading import (
     ModelLoadError,
     forecast_batch_size,
     load_forecaster,
+    reload_path,
 )
 from inference.settings import DaemonSettings
 
@@ -90,3 +91,10 @@ def test_on_cpu_the_batch_size_is_128_or_the_configured_one(
     assert "forecast batch size 128 windows per model call (the CPU default" in caplog.text
     monkeypatch.setenv("TFT_FORECAST_BATCH_SIZE", "32")
     assert load_forecaster(DaemonSettings(_env_file=None, api_key="k")).batch_size == 32
+
+
+def test_a_reload_of_a_name_that_is_no_path_names_the_model_field(tmp_path: Path) -> None:
+    """{"model": "a\\u0000b"} raised ValueError from Path.resolve: a 500."""
+    settings = DaemonSettings(_env_file=None, models_dir=tmp_path)
+    with pytest.raises(ModelLoadError, match="^model: "):
+        reload_path(settings, json.dumps({"model": "a\u0000b"}).encode())

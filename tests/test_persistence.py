@@ -277,8 +277,17 @@ def rewrite(path: Path, drop: tuple[str, ...] = (), **header: Any) -> dict[str, 
     return fields
 
 
+def with_numpy_names(path: Path, names: list[str]) -> None:
+    """Store the names as files before server_names did: a fixed-width numpy string array."""
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files if k != "server_names"}
+    arrays["names"] = np.array(names, dtype=str)
+    np.savez(path, **arrays)
+
+
 def test_a_format_1_file_is_migrated(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     first = warmed_up(tmp_path)
+    with_numpy_names(tmp_path / STATE_FILE, first.buffers.names)
     header = rewrite(tmp_path / STATE_FILE, ("buf_received", "buf_done"), format=1)
     second = service()
     with caplog.at_level(logging.INFO):
@@ -384,3 +393,62 @@ def test_an_alert_level_keeps_its_since_across_a_restart(tmp_path: Path) -> None
     assert restore_state(second, tmp_path)
     assert second.cache[row].since == 1_700_000_000.0
     assert second.cache[row].assessment.level == first.cache[row].assessment.level
+
+
+# --- names and files that fail to load (issue 18, item 4) ---------------------------------
+
+
+def test_every_name_round_trips_exactly(tmp_path: Path) -> None:
+    """Names were saved as a fixed-width numpy string array, which drops a trailing NUL:
+    "web" and "web\\x00" came back as one name and the restore failed (a broadcast error)."""
+    first = service()
+    names = ["web", "wéb 01", "a,b", "サーバー", "x" * 253]
+    first.feed(steps_body(names, 3))
+    first.buffers.register(["web\x00"])  # as an older daemon's log may still bring it back
+    save_state(first, tmp_path)
+    second = service()
+    assert restore_state(second, tmp_path)
+    assert second.buffers.names == [*names, "web\x00"]
+
+
+def test_a_file_from_before_the_exact_names_still_loads(tmp_path: Path) -> None:
+    first = warmed_up(tmp_path)
+    with_numpy_names(tmp_path / STATE_FILE, first.buffers.names)
+    second = service()
+    assert restore_state(second, tmp_path)
+    assert second.buffers.names == first.buffers.names and len(second.cache) == 2
+
+
+def test_a_file_whose_names_collided_is_moved_aside(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The file the issue's daemon wrote: two servers, whose saved names are equal."""
+    warmed_up(tmp_path)  # a, b, young
+    path = tmp_path / STATE_FILE
+    with_numpy_names(path, ["web", "web\x00", "young"])  # saved as "web", "web"
+    fresh = service()
+    with caplog.at_level(logging.ERROR):
+        assert not restore_state(fresh, tmp_path)
+    assert len(fresh.buffers) == 0 and list(tmp_path.glob(f"{STATE_FILE}.bad-*"))
+    assert "moved it to" in caplog.text
+
+
+def test_a_file_that_fails_while_loading_is_moved_aside_and_the_daemon_starts_empty(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only StateFileError was caught: an error while loading the arrays (here a cached
+    forecast of a row the file does not hold) stopped the daemon from starting."""
+    warmed_up(tmp_path)
+    path = tmp_path / STATE_FILE
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["cache_rows"] = np.array([0, 7], dtype=np.int64)  # 3 servers: no row 7
+    np.savez(path, **arrays)
+    fresh = service()
+    with caplog.at_level(logging.ERROR):
+        assert not restore_state(fresh, tmp_path)
+    assert len(fresh.buffers) == 0 and fresh.cache == {} and not path.exists()
+    assert len(list(tmp_path.glob(f"{STATE_FILE}.bad-*"))) == 1
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "moved it to" in errors[0].getMessage()
+    assert fresh.feed(steps_body(["a"], 2))["applied"] == 2  # and it works

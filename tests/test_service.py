@@ -124,3 +124,13 @@ def test_stale_and_rejected_records_are_counted_and_logged_as_warnings(
     assert any("1 of 2 records are stale" in m for m in messages)
     assert any("rejected 1 of 2 records" in m and "state" in m for m in messages)
     assert (service.feed_stats.stale, service.feed_stats.rejected) == (1, 1)
+
+
+def test_the_fast_feed_applies_only_bodies_the_fast_path_takes_whole() -> None:
+    """The event loop applies a body only if no record needs the contract's model; any
+    other body is left untouched for feed() in the thread pool."""
+    service = InferenceService(forecaster=SeasonalNaiveForecaster())
+    mixed = orjson.dumps([make_record("a", T0), make_record("b", T0, cpu_user_pct="5")])
+    assert service.feed_fast(mixed) is None and len(service.buffers) == 0
+    assert service.feed_fast(steps_body(["a"], 2))["applied"] == 2
+    assert service.feed(mixed)["applied"] == 1  # "a" at T0 is a duplicate now

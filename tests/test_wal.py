@@ -308,6 +308,31 @@ def test_a_failed_fsync_is_never_reported_as_durable(
     log.close()
 
 
+def test_a_snapshot_after_a_failed_fsync_abandons_the_segment_and_opens_the_log_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = WriteAheadLog(tmp_path)
+    seq = log.append(batch(["a"]), 1.0)
+
+    def broken_disk(fd: int) -> None:
+        raise OSError(errno.EIO, "EIO")
+
+    monkeypatch.setattr(wal_module, "_sync", broken_disk)
+    with pytest.raises(WriteAheadLogError):
+        log.wait_durable(seq)
+    monkeypatch.undo()
+    assert "EIO" in (log.failed or "")
+    wal_from = log.rotate()  # under the snapshot's lock: the failed segment is given up
+    assert wal_from == 2 and log.failed  # still refusing until the snapshot is durable
+    with pytest.raises(WriteAheadLogError):
+        log.append(batch(["b"]), 2.0)
+    assert log.truncate(wal_from) == 1 and segments(tmp_path) == []
+    assert log.failed is None and log.durable == seq  # the snapshot holds it
+    log.wait_durable(log.append(batch(["b"]), 2.0))
+    assert segments(tmp_path) == ["00000002.wal"]
+    log.close()
+
+
 def test_rotations_leak_no_file_descriptors(tmp_path: Path) -> None:
     def open_fds() -> int:
         return len(os.listdir("/proc/self/fd"))

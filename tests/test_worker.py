@@ -4,18 +4,27 @@ frees what became garbage after its freeze (a model dropped by a reload)."""
 
 from __future__ import annotations
 
+import errno
 import gc
+import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from inference import views
+from inference import wal as wal_module
 from inference import worker as worker_module
+from inference.buffers import FleetBuffers
+from inference.forecast import SeasonalNaiveForecaster
 from inference.ingest import parse_feed
-from inference.wal import WriteAheadLog
+from inference.persistence import restore_state, save_state
+from inference.service import InferenceService
+from inference.wal import WriteAheadLog, WriteAheadLogError
 from inference.worker import ForecastWorker, WalFlusher, settle_memory
 from tests.daemon_helpers import steps_body
 
@@ -117,3 +126,57 @@ def test_the_wal_flusher_fsyncs_what_was_written_and_stops(tmp_path: Path) -> No
     flusher.stop()
     assert wal.durable >= seq and not flusher._thread.is_alive()
     wal.close()
+
+
+def test_after_a_failed_fsync_a_snapshot_recovers_the_log_and_nothing_is_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The audit's reproduction: the log's second fsync fails once with EIO. /feed
+    refuses (503) and /health says why until the flusher's snapshot holds the records;
+    then /feed works again, and a restart restores every applied record."""
+    state = tmp_path / "state"
+    service = InferenceService(forecaster=SeasonalNaiveForecaster(), buffers=FleetBuffers(288))
+    service.wal = wal = WriteAheadLog(state / "wal")
+    syncs, real_sync = [], wal_module._sync
+
+    def second_fsync_fails(fd: int) -> None:
+        syncs.append(fd)
+        if len(syncs) == 2:
+            raise OSError(errno.EIO, "Input/output error")
+        real_sync(fd)
+
+    monkeypatch.setattr(wal_module, "_sync", second_fsync_fails)
+    gate = threading.Event()  # holds the recovery back, so that the failed state is seen
+
+    def recover() -> None:
+        gate.wait(10)
+        save_state(service, state, wal)
+
+    flusher = WalFlusher(wal, every_s=0.01, recover=recover)
+    flusher.start()
+    service.feed(steps_body(["a"], 10))
+    wait_until(lambda: wal.durable >= 1)
+    service.feed(steps_body(["b"], 10))
+    wait_until(lambda: wal.failed is not None)
+    with pytest.raises(WriteAheadLogError, match="may not be on disk"):
+        service.feed(steps_body(["c"], 10))  # the app answers 503: the sender retries
+    health = views.health(service)
+    assert health["status"] == "degraded" and "Input/output error" in health["wal"]["error"]
+    gate.set()
+    wait_until(lambda: wal.failed is None)
+    service.feed(steps_body(["c"], 10))  # the retry
+    wait_until(lambda: wal.durable == wal.appended)
+    assert views.health(service)["wal"]["error"] is None
+    flusher.stop()
+    wal.close()
+    again = InferenceService(forecaster=SeasonalNaiveForecaster(), buffers=FleetBuffers(288))
+    assert restore_state(again, state, WriteAheadLog(state / "wal"))
+    assert again.buffers.names == ["a", "b", "c"]
+    np.testing.assert_array_equal(again.buffers.view("count"), service.buffers.view("count"))
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)

@@ -12,7 +12,8 @@
 # Settings (environment):
 #   INSTALL_DIR  the checkout the services run from (default: this one; /opt/tft-monitoring
 #                is a good place; not under /home or /root, which the units hide)
-#   PYTHON       its interpreter (default INSTALL_DIR/.venv/bin/python, from `make install`)
+#   PYTHON       its interpreter (default INSTALL_DIR/.venv/bin/python, from `make install`);
+#                it and the Python it links to must not be under /home or /root either
 #   STATE_DIR    default /var/lib/tft      CONFIG_DIR  default /etc/tft
 #   SERVICE_USER     default tft (SERVICE_GROUP: the same)
 #   UNIT_DIR     default /etc/systemd/system
@@ -48,10 +49,22 @@ fail() { echo "install.sh: $*" >&2; exit 1; }
 [ "$DRY_RUN" = 1 ] || [ "$(id -u)" = 0 ] || fail "run as root (or with --dry-run)"
 [ -x "$PYTHON" ] || fail "no python at $PYTHON: run 'make install' in $INSTALL_DIR, or set PYTHON"
 [ -f "$INSTALL_DIR/tft_inference_daemon.py" ] || fail "$INSTALL_DIR is not a TFT checkout"
-case "$INSTALL_DIR/" in
-    /home/* | /root/* | /run/user/*)
-        fail "$INSTALL_DIR is hidden from the services (ProtectHome=yes): install under /opt" ;;
-esac
+# ProtectHome=yes hides /home, /root and /run/user from the services. Paths are checked
+# where they really are: a venv's python is a link to the Python that made it, and its
+# standard library stays there (pyenv and uv keep theirs under /root or /home).
+hidden() { case "$1/" in /home/* | /root/* | /run/user/*) return 0 ;; esac; return 1; }
+REAL_DIR=$(realpath "$INSTALL_DIR")
+if hidden "$REAL_DIR"; then
+    fail "$INSTALL_DIR (really $REAL_DIR) is hidden from the services (ProtectHome=yes): install under /opt"
+fi
+REAL_PYTHON=$(realpath "$PYTHON")
+BASE_PREFIX=$(realpath "$("$PYTHON" -c 'import sys; print(sys.base_prefix)')")
+if hidden "$REAL_PYTHON" || hidden "$BASE_PREFIX"; then
+    fail "$PYTHON is really $REAL_PYTHON (standard library in $BASE_PREFIX), which the \
+services cannot see (ProtectHome=yes): make the venv with a system Python, e.g. \
+'rm -rf $INSTALL_DIR/.venv && make -C $INSTALL_DIR install PYTHON=/usr/bin/python3' \
+(on Debian and Ubuntu: apt-get install python3-venv)"
+fi
 
 # 1. The system user and group the services run as (home: the state folder, no login).
 if ! getent group "$SERVICE_GROUP" >/dev/null; then

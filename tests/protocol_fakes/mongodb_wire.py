@@ -13,6 +13,11 @@ from bisect import bisect_right
 from typing import Any
 
 import bson
+from bson.codec_options import CodecOptions, DatetimeConversion
+
+# Dates past year 9999 in a command (a client's keyset after such a document) decode
+# as DatetimeMS, as a real server takes them, instead of failing the connection.
+COMMAND_OPTS = CodecOptions(datetime_conversion=DatetimeConversion.DATETIME_AUTO)
 
 MAX_BSON_SIZE = 16 * 1024 * 1024
 MAX_MESSAGE_SIZE = 48_000_000
@@ -68,7 +73,7 @@ def parse_op_msg(data: bytes) -> tuple[int, dict[str, Any]]:
     while pos < end:
         kind, size = data[pos], _I32.unpack_from(data, pos + 1)[0]
         if kind == 0:
-            command = bson.decode(data[pos + 1 : pos + 1 + size])
+            command = bson.decode(data[pos + 1 : pos + 1 + size], COMMAND_OPTS)
         else:
             name, docs = _sequence(data, pos + 1, pos + 1 + size)
             sequences[name] = docs
