@@ -52,7 +52,10 @@ class DaemonSettings(BaseSettings):
         """The core counts file, checked: {server name: cores > 0}."""
         if self.server_cores_file is None:
             return {}
-        data = json.loads(self.server_cores_file.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(self.server_cores_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or not JSON
+            raise ValueError(f"TFT_SERVER_CORES_FILE {self.server_cores_file}: {exc}") from None
         if not isinstance(data, dict) or not all(
             isinstance(v, int | float) and v > 0 for v in data.values()
         ):
