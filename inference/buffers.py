@@ -5,9 +5,11 @@ Steps: step = epoch_seconds // step_seconds (training's time_idx). A server's ne
 its end by close_grace_s (a source that sends one record per step is then forecast from
 its newest step, not the one before). Every step before the head is closed. A forecast
 reads the encoder_length closed steps ending at the server's origin (its last closed
-step), so each server keeps a ring of encoder_length + 1 steps (step s in slot s % ring).
+step), and the early-warning evidence reads history_steps of them (24 h and the 3 h
+before, to compare today with yesterday), so each server keeps a ring of
+max(encoder_length, history_steps) + 1 steps (step s in slot s % ring).
 
-Late ticks land in their own step anywhere in the ring (the 24-hour encoder window):
+Late ticks land in their own step anywhere in the ring:
 - within late_steps (default 36: 3 hours) of the server's newest tick, a bitmap of the
   seconds seen (40 bytes per step) tells a copy from a new tick exactly;
 - further back, a tick is applied when it is later than every tick its step holds (an
@@ -98,11 +100,13 @@ class FleetBuffers:
         late_steps: int = 36,
         close_grace_s: float = 30.0,
         min_observed_share: float = 0.8,
+        history_steps: int = 0,
     ) -> None:
         if step_seconds > 300:
             raise ValueError("step_seconds above 300 does not fit the 300-bit tick map")
         self.encoder_length, self.step_seconds = encoder_length, step_seconds
-        self.ring, self.max_servers = encoder_length + 1, max_servers
+        self.history = max(encoder_length, history_steps)  # closed steps kept to the origin
+        self.ring, self.max_servers = self.history + 1, max_servers
         self.late = min(late_steps, self.ring)
         self.close_grace_s, self.min_observed_share = close_grace_s, min_observed_share
         self.names: list[str] = []
@@ -309,8 +313,10 @@ class FleetBuffers:
         """(N,) share of the encoder window's steps (ending at the origin) with ticks."""
         observed = self.view("count") > 0
         head, origin = self.view("head"), self.origins(now)
-        outside = np.where(origin == head, head + 1, head) % self.ring  # the slot not in it
-        counted = observed.sum(axis=1) - observed[np.arange(len(head)), outside]
+        # the slots not in the window: those of steps origin + 1 on, modulo the ring
+        outside = (origin[:, None] + 1 + np.arange(self.ring - self.encoder_length)) % self.ring
+        rows = np.arange(len(head))[:, None]
+        counted = observed.sum(axis=1) - observed[rows, outside].sum(axis=1)
         return np.where(head >= 0, counted, 0) / self.encoder_length
 
     def warmup_progress(self, now: float | None = None) -> np.ndarray:
@@ -336,10 +342,16 @@ class FleetBuffers:
         """Ask for a new forecast of these servers (all when rows is None)."""
         self.view("dirty")[slice(None) if rows is None else rows] = True
 
-    def snapshot(self, rows: np.ndarray, now: float | None = None) -> Snapshot:
-        """Copies of the encoder windows (encoder_length closed steps to the origin) of rows."""
+    def snapshot(
+        self, rows: np.ndarray, now: float | None = None, length: int | None = None
+    ) -> Snapshot:
+        """Copies of the windows of rows: length (default encoder_length, at most history)
+        closed steps to the origin."""
+        length = self.encoder_length if length is None else length
+        if not 0 < length <= self.history:
+            raise ValueError(f"a window of {length} steps; these buffers keep {self.history}")
         last = self.origins(now, rows)
-        steps = last[:, None] + np.arange(1 - self.encoder_length, 1)[None, :]
+        steps = last[:, None] + np.arange(1 - length, 1)[None, :]
         where = (rows[:, None], steps % self.ring)
         a = self.arrays
         return Snapshot(

@@ -175,6 +175,7 @@ def _restore_arrays(service: InferenceService, path: Path) -> tuple[dict[str, An
     format 1 and whether the same model serves (its forecasts were restored)."""
     header, arrays = state_file.read(path)
     migrated = state_file.migrate(header, arrays, service.buffers)
+    state_file.resize_ring(header, arrays, service.buffers)
     state_file.check(header, arrays, service.buffers)
     return header, migrated, _load(service, header, arrays)
 

@@ -8,11 +8,16 @@ what the daemon reads; ``names``, a fixed-width numpy string array, is what file
 before (it drops a trailing NUL, so that "web" and "web\\x00" came back as one name and
 the restore failed) and stays for tools (bench/drill_kill.py) and older daemons. A file
 without ``server_names`` is read from ``names``.
+
+A file saved with another ring (a daemon that kept fewer or more steps of history: the
+early-warning evidence made the ring 3 h longer) is laid out for this daemon's ring: each
+server keeps the steps both rings hold, so an upgrade loses no warm-up.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 import zipfile
 from pathlib import Path
@@ -23,6 +28,8 @@ import numpy as np
 import data_contract as dc
 from inference import accuracy
 from inference.buffers import ARRAYS, FleetBuffers
+
+logger = logging.getLogger(__name__)
 
 FORMAT = 2
 ADDED_IN_FORMAT_2 = ("received", "done")  # buffer arrays a format-1 file lacks
@@ -142,3 +149,36 @@ def migrate(header: dict[str, Any], arrays: dict[str, np.ndarray], buffers: Flee
             arrays[f"buf_{name}"] = np.full(buffers.shape(name, n), value, dtype=dtype)
     header["format"] = FORMAT
     return True
+
+
+def resize_ring(
+    header: dict[str, Any], arrays: dict[str, np.ndarray], buffers: FleetBuffers
+) -> bool:
+    """Lay the ring arrays of a file saved with another ring out for buffers' ring (in
+    place); whether it did. A file that does not fit otherwise is left for check()."""
+    found, n = header.get("ring"), len(decode_names(arrays))
+    head = arrays.get("buf_head")
+    if found == buffers.ring or not isinstance(found, int) or head is None or head.shape != (n,):
+        return False
+    ring = [(name, dtype, fill) for name, axis, _, dtype, fill in ARRAYS if axis == "ring"]
+    for name, dtype, _ in ring:
+        old = arrays.get(f"buf_{name}")
+        if old is None or old.shape[:2] != (n, found) or old.dtype != dtype:
+            return False
+    for name, _, fill in ring:
+        arrays[f"buf_{name}"] = relayout(arrays[f"buf_{name}"], head, buffers.ring, fill)
+    header["ring"] = buffers.ring
+    logger.info("state file: ring of %d steps laid out for this daemon's %d", found, buffers.ring)
+    return True
+
+
+def relayout(array: np.ndarray, head: np.ndarray, ring: int, fill: Any) -> np.ndarray:
+    """(N, old ring, ...) with step s in slot s % old -> (N, ring, ...) with it in slot
+    s % ring: the newest min(old, ring) steps up to each head (-1: none) kept, the rest fill."""
+    n, old = array.shape[:2]
+    out = np.full((n, ring, *array.shape[2:]), fill, dtype=array.dtype)
+    steps = head[:, None] - np.arange(min(old, ring))[None, :]
+    keep = (head[:, None] >= 0) & (steps >= 0)
+    rows = np.broadcast_to(np.arange(n)[:, None], steps.shape)[keep]
+    out[rows, steps[keep] % ring] = array[rows, steps[keep] % old]
+    return out

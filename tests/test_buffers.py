@@ -236,3 +236,25 @@ def test_windows_equal_training_preparation_with_gaps() -> None:
         np.testing.assert_allclose(values[i], window[list(dc.METRIC_COLUMNS)], rtol=1e-6)
         assert [dc.VALID_STATES[s] for s in states[i]] == window.state.tolist()
     assert (states[snapshot.servers.index("ppml0001")] == STATE_CODES["offline"]).sum() >= 12
+
+
+def test_a_longer_history_keeps_more_steps_and_changes_nothing_else() -> None:
+    """history_steps widens the ring for the early-warning evidence; readiness, the
+    encoder window and staleness stay those of the encoder length."""
+    plain, wide = FleetBuffers(encoder_length=10), FleetBuffers(encoder_length=10, history_steps=14)
+    ticks = [("a", T0 + 300 * k, float(k), "healthy") for k in range(20) if k not in (12, 15)]
+    ticks += [("b", T0 + 300 * k, 1.0, "healthy") for k in (0, 19)]
+    for buffers in (plain, wide):
+        buffers.apply(batch(ticks), 0.0)
+    assert wide.ring == 15 and plain.ring == 11
+    np.testing.assert_allclose(wide.observed_share(), plain.observed_share())
+    assert wide.ready().tolist() == plain.ready().tolist() == [True, False]
+    rows = np.array([0])
+    for name in ("agg", "count", "state"):
+        np.testing.assert_array_equal(
+            getattr(wide.snapshot(rows), name), getattr(plain.snapshot(rows), name)
+        )
+    history, _ = window_values(wide.snapshot(rows, length=14))
+    assert history[0, :, 0].tolist() == [5, 6, 7, 8, 9, 10, 11, 11, 13, 14, 14, 16, 17, 18]
+    with pytest.raises(ValueError, match="keep 10"):
+        plain.snapshot(rows, length=14)

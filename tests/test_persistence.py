@@ -86,7 +86,7 @@ def test_a_bad_state_file_is_moved_aside(
     aside = list(tmp_path.glob(f"{STATE_FILE}.bad-*"))
     assert len(aside) == 1 and "moved it to" in caplog.text
     if damage == "incompatible":
-        assert "ring is 289, this daemon uses 101" in caplog.text
+        assert "encoder_length is 288, this daemon uses 100" in caplog.text
 
 
 def test_saving_replaces_the_file_atomically(tmp_path: Path) -> None:
@@ -452,3 +452,34 @@ def test_a_file_that_fails_while_loading_is_moved_aside_and_the_daemon_starts_em
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "moved it to" in errors[0].getMessage()
     assert fresh.feed(steps_body(["a"], 2))["applied"] == 2  # and it works
+
+
+@pytest.mark.parametrize("history", [324, 288])
+def test_a_file_saved_with_another_ring_keeps_every_step_both_rings_hold(
+    tmp_path: Path, history: int
+) -> None:
+    """An upgrade that keeps 3 h more history (the early-warning evidence), or a
+    downgrade: no warm-up is lost, and the encoder windows are the same."""
+    first = InferenceService(
+        forecaster=SeasonalNaiveForecaster(), buffers=FleetBuffers(288, history_steps=612 - history)
+    )
+    first.feed(steps_body(["a", "b"], 330))
+    first.feed(steps_body(["young"], 20))
+    save_state(first, tmp_path)
+    second = InferenceService(
+        forecaster=SeasonalNaiveForecaster(), buffers=FleetBuffers(288, history_steps=history)
+    )
+    assert restore_state(second, tmp_path)
+    assert second.buffers.ring == history + 1 != first.buffers.ring
+    assert second.buffers.ready().tolist() == first.buffers.ready().tolist() == [1, 1, 0]
+    rows = np.arange(3)
+    for name in ("agg", "count", "state"):
+        np.testing.assert_array_equal(
+            getattr(second.buffers.snapshot(rows), name),
+            getattr(first.buffers.snapshot(rows), name),
+        )
+    shorter = min(first.buffers.history, history)
+    np.testing.assert_array_equal(
+        second.buffers.snapshot(rows, length=shorter).agg,
+        first.buffers.snapshot(rows, length=shorter).agg,
+    )
