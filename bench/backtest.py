@@ -2,6 +2,7 @@
 
     python bench/backtest.py --model models/latest --data fleet.parquet --cutoff 2025-02-05
     python bench/backtest.py --model models/latest --nab
+    python bench/backtest.py --model models/latest --azure
 
 Origins (every --every steps, from the cutoff on) each get the window the daemon builds:
 288 steps of values (gaps: state 'offline', metrics carried forward), state codes, the
@@ -15,7 +16,8 @@ daemon's risk flags against "yesterday's curve crossed critical" and predict_lin
 
 --data: generated data scored after --cutoff; the model's held-out servers
 (training_info.json "holdout_servers") are also scored alone. --nab: the held-out parts of
-training/nab.py's split. Markdown to stdout (and --out), all numbers with --json.
+training/nab.py's split; --azure: the four of training/azure.py's (held-out VMs and tails,
+mean and max apart). Markdown to stdout (and --out), all numbers with --json.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ if str(ROOT) not in sys.path:  # run as a script, the repository root is not on 
 import data_contract as dc  # noqa: E402
 import risk  # noqa: E402
 from bench import early_warning as ew  # noqa: E402
-from training import nab, scoring  # noqa: E402
+from training import azure, nab, scoring  # noqa: E402
 from training.heldout import EVERY, Origins, accuracy_rows, gather, summary  # noqa: E402
 
 logger = logging.getLogger("backtest")
@@ -52,7 +54,7 @@ class Source:
     title: str
     frame: pd.DataFrame
     cutoff: pd.Timestamp | dict[str, pd.Timestamp]
-    measured: dict[str, str] | None = None  # {server: the one real column} (NAB)
+    measured: dict[str, str] | None = None  # {server: the one real column} (NAB, Azure)
     groups: dict[str, set[str]] = field(default_factory=dict)
 
 
@@ -198,15 +200,24 @@ def nab_sources(directory: Path) -> list[Source]:
     ]
 
 
+def azure_sources(directory: Path) -> list[Source]:
+    """The held-out parts of training/azure.py's split (only cpu_user_pct is measured)."""
+    return [
+        Source(f"Azure {name}", part.frame, part.cutoff, part.measured)
+        for name, part in azure.heldout_frames(directory).items()
+    ]
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Backtest a TFT artifact against baselines.")
     parser.add_argument("--model", default=str(ROOT / "models" / "latest"))
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", type=Path, help="contract parquet (generated fleet)")
     source.add_argument("--nab", type=Path, nargs="?", const=nab.DEFAULT_DIR)
+    source.add_argument("--azure", type=Path, nargs="?", const=azure.DEFAULT_DIR)
     parser.add_argument("--cutoff", help="with --data: origins from this time (UTC) on")
     parser.add_argument("--servers", nargs="+", help="with --data: only these servers")
-    parser.add_argument("--every", type=int, help="steps between origins (12 NAB, 24 data)")
+    parser.add_argument("--every", type=int, help="steps between origins (12 real, 24 data)")
     parser.add_argument("--cores", type=Path, help='JSON {"server": cores} (load per core)')
     parser.add_argument("--out", type=Path, help="also write the markdown here")
     parser.add_argument("--json", type=Path, help="write all numbers here")
@@ -229,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     forecaster = TFTForecaster(loaded)
     if args.data is not None:
         sources = data_sources(args.data, args.cutoff, args.servers, loaded.training_info)
+    elif args.azure is not None:
+        sources = azure_sources(args.azure)
     else:
         sources = nab_sources(args.nab)
     every = args.every or (EVERY if args.data is not None else 12)

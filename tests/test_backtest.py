@@ -1,4 +1,5 @@
-"""The backtest: early-warning labels and scores, the NAB split, and whole runs on stubs."""
+"""The backtest: early-warning labels and scores, the NAB split, the Azure sources, and
+whole runs on stubs."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import data_contract as dc
 import risk
 from bench import backtest
 from bench import early_warning as ew
-from training import heldout, nab, scoring
+from tests.test_azure import SHIPPED, write_trace
+from training import azure, heldout, nab, scoring
 
 MEM = risk.RISK_METRICS.index("mem_used_pct")
 M = len(risk.RISK_METRICS)
@@ -204,6 +206,38 @@ def test_nab_scores_only_the_measured_column(tmp_path: Path) -> None:
     forecaster = OracleForecaster(scoring.dense_panel(held.frame))
     part = backtest.evaluate(forecaster, source, every=48, cores={})["groups"]["all servers"]
     assert {r["metric"] for r in part["per_metric"]} == set(held.measured.values())
+
+
+AZURE_PARTS = ["held-out VMs (mean)", "held-out VMs (max)"]
+AZURE_PARTS += ["held-out tails (mean)", "held-out tails (max)"]
+
+
+def test_azure_sources_score_only_cpu_mean_and_max_apart(tmp_path: Path) -> None:
+    sources = backtest.azure_sources(write_trace(tmp_path, vms=4, days=6))
+    assert [s.title for s in sources] == [f"Azure {p}" for p in AZURE_PARTS]
+    for source in sources:
+        forecaster = OracleForecaster(scoring.dense_panel(source.frame))
+        result = backtest.evaluate(forecaster, source, every=48, cores={})
+        part = result["groups"]["all servers"]
+        assert part["origins"] > 0 and {r["metric"] for r in part["per_metric"]} == {"cpu_user_pct"}
+        assert all(r["mase_tft"] == pytest.approx(0.0, abs=1e-3) for r in part["per_metric"])
+        events = part["events_per_metric"]  # only the measured CPU can have events
+        assert all(n == 0 for m, n in events.items() if m != "cpu_used_pct")
+        assert result["series"] == part["servers"]  # one measured column per server
+
+
+def test_azure_flag_names_the_folder_and_excludes_the_others(tmp_path: Path) -> None:
+    assert backtest.parse_args(["--azure"]).azure == azure.DEFAULT_DIR
+    assert backtest.parse_args(["--azure", str(tmp_path)]).azure == tmp_path
+    with pytest.raises(SystemExit):
+        backtest.parse_args(["--azure", "--nab"])
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason=f"the Azure VM CPU sample is not at {SHIPPED}")
+def test_azure_sources_from_the_shipped_trace() -> None:
+    sources = backtest.azure_sources(azure.DEFAULT_DIR)
+    assert [s.title for s in sources] == [f"Azure {p}" for p in AZURE_PARTS]
+    assert [len(s.measured) for s in sources] == [30, 30, 70, 70]
 
 
 @pytest.mark.usefixtures("one_torch_thread")
