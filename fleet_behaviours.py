@@ -9,7 +9,10 @@ cluster-trace analyses, Lu et al. 2017 and Guo et al. 2019), and how it is model
   93-99 % CPU while a job runs (1 to 96 hours), about 1 % between jobs;
 - daily cron jobs at a fixed time of day: every cron_vm server and some others;
 - memory flat for days, moving in steps at deploys, half of which restart the service
-  (uptime_days drops to 0): idle and cron VMs and a quarter of the other servers;
+  (uptime_days drops to 0): idle and cron VMs and a quarter of the other servers; the
+  others' memory barely follows the daily load (a quarter of the profile's swing; batch
+  VMs' memory moves with their jobs). Real VM memory is a level with noise around it:
+  the mean of the last hour forecasts it better than the last value (fleet_model);
 - network rates in KB/s (0.0002-0.05 MB/s) as well as MB/s;
 - metrics a source does not report, a constant zero column: swap (no swap configured),
   java_cpu_pct (no JVM agent), both close-wait counters (no connection collector).
@@ -32,6 +35,7 @@ from fleet_model import Array
 GRID_S = 300  # behaviours change on this grid (seconds), so every step sees one value
 DAY_UNITS = 86_400 // GRID_S
 NEVER = -(2**40)  # "no restart yet", in grid units
+MEM_SWING = 0.25  # share of the profile's daily memory swing kept (not batch VMs)
 Draw = Callable[[np.random.Generator, dict[str, Array], int], tuple[Array, dict[str, Array]]]
 
 
@@ -164,7 +168,8 @@ def draw_traits(profiles: Array, rng: np.random.Generator) -> Traits:
 
 
 def adjust_params(p: fm.ServerTable, profiles: Array, rng: np.random.Generator) -> fm.ServerTable:
-    """Static traits: idle VMs' CPU spread over 0.8-4 %, KB/s networks, unreported metrics."""
+    """Static traits: idle VMs' CPU spread over 0.8-4 %, KB/s networks, unreported metrics,
+    memory that barely follows the daily load (MEM_SWING, except batch VMs' jobs)."""
     n, idle = len(profiles), profiles == "idle_vm"
     cpu = np.where(idle, 10 ** rng.uniform(np.log10(0.8), np.log10(4), n), p.cpu)
     kbps = idle | ((profiles != "batch_vm") & (rng.random(n) < 0.10))
@@ -178,7 +183,10 @@ def adjust_params(p: fm.ServerTable, profiles: Array, rng: np.random.Generator) 
     unreported = rng.random(n) < 0.20
     zero[:, col["back_close_wait"]] = zero[:, col["front_close_wait"]] = unreported
     noise = np.where(idle, 0.08 * cpu, p.noise)
-    return replace(p, cpu=cpu, net_in=net_in, net_out=net_out, zero=zero, noise=noise)
+    swing = np.where(profiles == "batch_vm", p.mem_swing, MEM_SWING * p.mem_swing)
+    return replace(
+        p, cpu=cpu, net_in=net_in, net_out=net_out, zero=zero, noise=noise, mem_swing=swing
+    )
 
 
 class FleetBehaviours:

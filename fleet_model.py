@@ -33,8 +33,12 @@ NEXT_MODE = np.array([NORMAL, CRITICAL, RECOVERY, RECOVERY, OFFLINE, NORMAL, NOR
 # hours (low, high) of the follow-up phases by mode: critical, restart (offline), recovery
 PHASE_LOW = np.array([0, 0, 0.25, 0.1, 0, 0.5, 0])
 PHASE_HIGH = np.array([0, 0, 0.75, 0.35, 0, 2.0, 0])
-AR_TAU_H = np.array([0.75, 8.0, 4.0, 0.33, 3.0])  # AR(1) noise: cpu fast/slow, mem, io, net
+# AR(1) noise time constants: cpu fast/slow, mem (slow drift), io, net, mem fast (MEM_FAST)
+AR_TAU_H = np.array([0.75, 8.0, 4.0, 0.33, 3.0, 5 / 60])
 N_AR, N_WHITE = len(AR_TAU_H), 9  # unit-variance AR channels, white-noise channels
+MEM_FAST = 5  # memory's short-lived noise around its level: a 5-minute time constant
+MEM_NOISE = (0.5, 4.0)  # its std in the daemon's 5-minute steps, points: log-uniform per server
+MEM_DRIFT = 1.5  # std of memory's slow drift (AR channel 2), points
 COUNTER_WHITE = (7, 8)  # the white channels of back / front close-wait (see _network)
 STATE_LABELS = np.array(sorted(dc.VALID_STATES))  # chunk_metrics' state codes index this
 
@@ -174,11 +178,11 @@ class ServerTable:
     noise: Array
     wobble: Array
     zero: Array  # (n_servers, 14) bool: metrics the server's source does not report (0)
+    mem_noise: Array  # memory's fast noise, points: its std per tick (see MEM_NOISE)
 
 
-_FROM_PROFILE = tuple(
-    f.name for f in fields(ServerTable) if f.name not in ("disk", "swap", "uptime", "zero")
-)
+_DRAWN = ("disk", "swap", "uptime", "zero", "mem_noise")  # per server, not from the profile
+_FROM_PROFILE = tuple(f.name for f in fields(ServerTable) if f.name not in _DRAWN)
 # multiplicative per-server variation, uniform in [1 - j, 1 + j]
 # fmt: off
 _JITTER = {"cpu": 0.15, "iowait": 0.3, "mem_swing": 0.2, "disk_growth": 0.5, "net_in": 0.3,
@@ -206,7 +210,15 @@ def draw_servers(profile_names: list[str], rng: np.random.Generator) -> ServerTa
     base["uptime"] = rng.uniform(1, 250, n)
     base["rates"] = base["rates"] * rng.lognormal(0, 0.3, (n, 1))
     base["zero"] = np.zeros((n, len(dc.METRIC_COLUMNS)), dtype=bool)
+    step_sd = 10 ** rng.uniform(*np.log10(MEM_NOISE), n)  # drawn last: the rest is unchanged
+    base["mem_noise"] = step_sd / np.sqrt(step_mean_var(300 / 3600 / AR_TAU_H[MEM_FAST]))
     return ServerTable(**base)
+
+
+def step_mean_var(ratio: Array) -> Array:
+    """Variance of the mean over a step of a unit-variance AR(1) (Ornstein-Uhlenbeck)
+    process; ratio = step / time constant. The daemon's 5-minute means keep this share."""
+    return 2 * (ratio + np.expm1(-ratio)) / ratio**2
 
 
 # --- metrics from the simulated state --------------------------------------------------
@@ -353,9 +365,12 @@ def _cpu(c: _Conditions, p: ServerTable, ar: Array, w: Array) -> dict[str, Array
 
 
 def _memory(c: _Conditions, p: ServerTable, ar: Array, w: Array) -> dict[str, Array]:
+    """A level (activity, slow drift, refill after a reboot, or a behaviour's steps at
+    deploys) plus short-lived noise around it; a leak pulls it up; swap only when high."""
     warm = 1 - 0.3 * np.exp(-c.age_h / 4)  # caches refill after a reboot
-    mem = (p.mem + p.mem_swing * (c.act - 0.7) + 3 * c.calm * ar[..., 2]) * warm + 0.5 * w[..., 4]
-    mem = np.where(np.isnan(c.mem), mem, c.mem + 0.15 * w[..., 4])  # flat between deploys
+    level = (p.mem + p.mem_swing * (c.act - 0.7) + MEM_DRIFT * c.calm * ar[..., 2]) * warm
+    level = np.where(np.isnan(c.mem), level, c.mem)  # flat between deploys
+    mem = level + c.calm * p.mem_noise * ar[..., MEM_FAST]
     mem = np.where(c.drained, 6 + np.minimum(np.abs(w[..., 4]), 3), mem)
     mem = np.clip(mem, 1.0, 99.5)
     mem += c.leak * (97.5 - mem)

@@ -550,8 +550,9 @@ def test_release_mid_incident_recovers_without_a_jump() -> None:
     mem = _rows(sim.advance(24), "ppml0001")["mem_used_pct"]
     sim.release("ppml0001")
     later = _rows(sim.advance(24), "ppml0001")["mem_used_pct"]
-    assert abs(later.iloc[0] - mem.iloc[-1]) < 6  # continues from where it was
-    assert later.iloc[-1] < mem.iloc[-1] - 10
+    # means of a few steps: memory is a level with noise of up to 4 points around it
+    assert abs(later.iloc[:3].mean() - mem.iloc[-3:].mean()) < 6  # continues from there
+    assert later.iloc[-6:].mean() < mem.iloc[-6:].mean() - 10
 
 
 def test_unheld_servers_and_natural_incidents_unchanged() -> None:
