@@ -13,10 +13,15 @@ derived with risk.risk_metrics, so load_per_core needs the server's cores):
 A flag is a yes/no per origin and risk metric. The daemon's flag: risk.assess on the
 window's last row and the forecast gives level warning or critical with a risk factor on
 that metric. A rule's flag: its forecast path (seasonal naive = yesterday's curve, or
-predict_linear over 6 h) reaches critical within LEAD_MAX steps.
+predict_linear over 6 h) reaches critical within LEAD_MAX steps. The estimate's flag
+(trouble/): its level for the metric is warning or critical.
 
 Scores: recall = flagged events / events; false-alarm rate = flagged negatives /
-negatives; lead time = steps from the origin to the first critical step of a flagged event.
+negatives; lead time = steps from the origin to the first critical step of a flagged event;
+precision at an event rate r = recall r / (recall r + false-alarm rate (1 - r)), the share
+of flags that are events where events make up r of the events and negatives (the set's
+own rate: events / (events + negatives)). Calibration: predicted probabilities in BINS
+against the observed frequency of the outcome.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 import risk
+from trouble import levels
 
 LEAD_MIN, LEAD_MAX = 6, 96
 EVENT, NEGATIVE, NEITHER = 1, 0, -1
@@ -94,3 +100,49 @@ def warning_scores(labels: np.ndarray, flags: np.ndarray, lead: np.ndarray) -> d
         ),
         "median_lead_steps": float(np.median(lead[hits])) if hits.any() else float("nan"),
     }
+
+
+def estimate_flags(
+    probabilities: np.ndarray, now: np.ndarray, thresholds: levels.Thresholds
+) -> np.ndarray:
+    """(N, M): the early-warning estimate's level is warning or critical (trouble.levels);
+    probabilities (N, M, 2), now (N, M) current risk metrics."""
+    return levels.flags(probabilities, now, thresholds)
+
+
+def precision_at(recall: float, false_alarm_rate: float, rate: float) -> float:
+    """Share of flags that are events where events are `rate` of events + negatives."""
+    hits, false = recall * rate, false_alarm_rate * (1.0 - rate)
+    return float(hits / (hits + false)) if hits + false > 0 else float("nan")
+
+
+def with_precision(scores: dict) -> dict:
+    """warning_scores() plus the event rate of its set and the precision at that rate."""
+    total = scores["events"] + scores["negatives"]
+    rate = scores["events"] / total if total else float("nan")
+    precision = precision_at(scores["recall"], scores["false_alarm_rate"], rate)
+    return scores | {"event_rate": rate, "precision": precision}
+
+
+BINS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def calibration_table(p: np.ndarray, outcome: np.ndarray, bins: tuple = BINS) -> list[dict]:
+    """Per bin of predicted probability [low, high) (the last includes 1): origins, mean
+    predicted and observed frequency; p and outcome 1-D, NaN outcomes left out."""
+    known = ~np.isnan(outcome) & ~np.isnan(p)
+    p, outcome = p[known], outcome[known]
+    index = np.clip(np.searchsorted(bins, p, side="right") - 1, 0, len(bins) - 2)
+    rows = []
+    for b in range(len(bins) - 1):
+        mine = index == b
+        n = int(mine.sum())
+        rows.append(
+            {
+                "bin": f"{bins[b]:.2f}-{bins[b + 1]:.2f}",
+                "origins": n,
+                "predicted": float(p[mine].mean()) if n else float("nan"),
+                "observed": float(outcome[mine].mean()) if n else float("nan"),
+            }
+        )
+    return rows
