@@ -70,16 +70,18 @@ def _serve(settings: DaemonSettings) -> int:
     import uvicorn
 
     from inference.app import create_app
+    from inference.early_warning import WarningLoadError, warning_for
     from inference.loading import ModelLoadError, load_forecaster
 
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     try:  # before uvicorn, so that a bad model is one log line, not a startup traceback
         forecaster = load_forecaster(settings)
-    except ModelLoadError as exc:
+        warning = warning_for(forecaster, settings.model)
+    except (ModelLoadError, WarningLoadError) as exc:
         logger.error("%s; not starting", exc)
         return 3
-    app = create_app(settings, model=forecaster)
+    app = create_app(settings, model=forecaster, warning=warning)
     logger.info("starting inference daemon on %s:%d", settings.host, settings.port)
     uvicorn.run(
         app,

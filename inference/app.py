@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 import data_contract as dc
+from inference import early_warning as ew
 from inference import views
 from inference.buffers import FleetBuffers
 from inference.feed import unusable_body
@@ -39,6 +40,7 @@ from inference.service import InferenceService
 from inference.settings import DaemonSettings
 from inference.wal import WriteAheadLog, WriteAheadLogError
 from inference.worker import ForecastWorker, WalFlusher, settle_memory
+from trouble.model import WarningModel
 
 logger = logging.getLogger(__name__)
 
@@ -74,16 +76,22 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def build_service(
-    settings: DaemonSettings, forecaster: Forecaster, clock: Callable[[], float] = time.time
+    settings: DaemonSettings,
+    forecaster: Forecaster,
+    clock: Callable[[], float] = time.time,
+    *,
+    warning: WarningModel | None = None,
 ) -> InferenceService:
     buffers = FleetBuffers(
         max_servers=settings.max_servers,
         close_grace_s=settings.close_grace_s,
         min_observed_share=settings.min_observed_share,
+        history_steps=ew.HISTORY_STEPS,
     )
     service = InferenceService(
         forecaster=forecaster,
         buffers=buffers,
+        warning=warning,
         cores=settings.server_cores(),
         max_clock_skew_s=settings.max_clock_skew_s,
         max_records=settings.max_records_per_body,
@@ -101,14 +109,20 @@ def create_app(
     settings: DaemonSettings,
     model: Forecaster | None = None,
     *,
+    warning: WarningModel | None = None,
     clock: Callable[[], float] = time.time,
 ) -> FastAPI:
-    """The daemon's app; clock (epoch seconds) is the wall clock, replaceable in tests."""
+    """The daemon's app; clock (epoch seconds) is the wall clock, replaceable in tests.
+    model=None loads settings.model and its early-warning estimate; with a model, warning
+    is its estimate (None: risk.py's rules)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        forecaster = model or await asyncio.to_thread(load_forecaster, settings)
-        service = build_service(settings, forecaster, clock)
+        forecaster, estimate = model, warning
+        if forecaster is None:
+            forecaster = await asyncio.to_thread(load_forecaster, settings)
+            estimate = await asyncio.to_thread(ew.warning_for, forecaster, settings.model)
+        service = build_service(settings, forecaster, clock, warning=estimate)
         await asyncio.to_thread(_restore, service, settings)
         app.state.service = service
         flusher = None
@@ -270,12 +284,13 @@ async def _reload(app: FastAPI, settings: DaemonSettings, body: bytes) -> Respon
         try:
             path = reload_path(settings, body)
             forecaster = await asyncio.to_thread(load_forecaster, settings, path, False)
-        except ModelLoadError as exc:
+            estimate = await asyncio.to_thread(ew.warning_for, forecaster, path)
+        except (ModelLoadError, ew.WarningLoadError) as exc:
             logger.error(
                 "model reload failed, still serving %s: %s", service.forecaster.info["name"], exc
             )
             serving = service.forecaster.info
             return JSONResponse({"status": "error", "detail": str(exc), "serving": serving}, 422)
-        service.swap_forecaster(forecaster)
+        service.swap_forecaster(forecaster, estimate)
     logger.info("model reloaded: now serving %s", forecaster.info["name"])
     return JSONResponse({"status": "ok", "model": forecaster.info})

@@ -32,13 +32,17 @@ class Forecast:
     since: float
     trajectory_json: bytes | None = None
     served: np.ndarray | None = None  # (14,) who made each metric: 0 the model, see accuracy
+    # the early-warning estimate's (probabilities (M, 2), facts (F, M)) and its summary
+    # {"metric", "1h", "8h"} (inference/early_warning.py); None under risk.py's rules
+    estimate: tuple[np.ndarray, np.ndarray] | None = None
+    chance: dict[str, Any] | None = None
 
     def rescored(self, assessment: risk.Assessment, scored_sec: int, now: float) -> None:
         """Take a new risk scoring (the level's since moves only when the level changes)."""
         if assessment.level != self.assessment.level:
             self.since = now
         self.assessment, self.scored_sec = assessment, scored_sec
-        self.risk_json = risk_fields(assessment)
+        self.risk_json = risk_fields(assessment, self.chance)
 
 
 @dataclass

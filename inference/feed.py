@@ -106,7 +106,7 @@ def log_feed(result: dict[str, Any]) -> None:
         )
     if result["stale"]:
         logger.warning(
-            "feed: %d of %d records are stale (older than the 24 h window, or behind the "
+            "feed: %d of %d records are stale (older than the 27 h window, or behind the "
             "3 h late window and not newer than their step's ticks) and were dropped",
             result["stale"],
             result["received"],

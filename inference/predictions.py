@@ -89,13 +89,17 @@ def forecast_fields(
     return fields
 
 
-def risk_fields(assessment: Assessment) -> bytes:
-    """The risk part of a server's entry: ',"risk_score":...,"risk_factors":[...]'."""
+def risk_fields(assessment: Assessment, chance: dict[str, Any] | None = None) -> bytes:
+    """The risk part of a server's entry: ',"risk_score":...,"risk_factors":[...]', and
+    with an early-warning estimate its most likely trouble ',"trouble":{"metric","1h","8h"}'
+    (the probabilities of reaching critical within 1 h and 8 h)."""
     risk = {
         "risk_score": assessment.score,
         "risk_level": assessment.level,
         "risk_factors": assessment.factors,
     }
+    if chance is not None:
+        risk["trouble"] = chance
     return b"," + orjson.dumps(risk)[1:-1]
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import orjson
 
 import risk
+from inference import early_warning as ew
 from inference.accuracy import AccuracyTracker, substitute
 from inference.buffers import FleetBuffers
 from inference.cache import Forecast, PassStats
@@ -34,6 +35,7 @@ from inference.windows import Snapshot, window_values
 
 if TYPE_CHECKING:
     from inference.wal import WriteAheadLog
+    from trouble.model import WarningModel
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ logger = logging.getLogger(__name__)
 class InferenceService:
     forecaster: Forecaster
     buffers: FleetBuffers = field(default_factory=FleetBuffers)
+    warning: WarningModel | None = None  # the forecaster's early-warning estimate, if fitted
     cores: dict[str, float] = field(default_factory=dict)
     default_cores: float = float("nan")
     cache: dict[int, Forecast] = field(default_factory=dict)
@@ -126,15 +129,28 @@ class InferenceService:
 
     def _forecast_chunk(self, rows: np.ndarray, forecaster: Forecaster, now: float) -> None:
         with self.lock:
-            snapshot = self.buffers.snapshot(rows, now)
+            snapshot, warning = self.buffers.snapshot(rows, now), self.warning
+            past = None if warning is None else ew.history(self.buffers, rows, now)
         values, states = window_values(snapshot)
         trajectory = forecaster.forecast(values, states, snapshot.servers, snapshot.last_step)
         self.track_accuracy(rows, snapshot, values, trajectory, forecaster)
         served = self._better_methods(rows, forecaster)
         if served is not None:
             trajectory = substitute(trajectory, values, served)
-        assessments = risk.assess(snapshot.latest, trajectory, self._cores(snapshot.servers))
-        self._store(rows, snapshot, trajectory, assessments, forecaster, served=served)
+        assessments, found = self._assess(snapshot, trajectory, warning, past)
+        self._store(rows, snapshot, trajectory, assessments, forecaster, served=served, found=found)
+
+    def _assess(
+        self,
+        snapshot: Snapshot,
+        trajectory: np.ndarray,
+        warning: WarningModel | None,
+        past: np.ndarray | None,
+    ) -> tuple[list[risk.Assessment], ew.Estimate | None]:
+        """The risk of servers just forecast (inference/early_warning.py: the estimate's
+        levels when the forecaster has one, else risk.py's rules) and the estimate."""
+        cores, step = self._cores(snapshot.servers), self.buffers.step_seconds
+        return ew.assess_forecasts(warning, snapshot, trajectory, past, cores, step)
 
     def _better_methods(self, rows: np.ndarray, forecaster: Forecaster) -> np.ndarray | None:
         """With serve_better, which method to serve per row and metric (None: the model's)."""
@@ -173,8 +189,10 @@ class InferenceService:
         forecaster: Forecaster,
         made_at: np.ndarray | None = None,
         served: np.ndarray | None = None,
+        found: ew.Estimate | None = None,
     ) -> None:
         now, step = time.time(), self.buffers.step_seconds
+        chances = ew.summary(found) if found is not None else [None] * len(rows)
         made = np.full(len(rows), now) if made_at is None else made_at
         horizons, origins = horizon_values(trajectory), snapshot.last_step.tolist()
         compact = np.clip(trajectory, 0, np.finfo(np.float16).max).astype(np.float16)
@@ -189,10 +207,12 @@ class InferenceService:
                 made_at=float(made[i]),
                 fields=b"," + orjson.dumps(fields)[1:-1],
                 assessment=assessments[i],
-                risk_json=risk_fields(assessments[i]),
+                risk_json=risk_fields(assessments[i], chances[i]),
                 scored_sec=int(snapshot.latest_sec[i]),
                 since=now,
                 served=by,
+                estimate=None if found is None else found.row(i),
+                chance=chances[i],
             )
         with self.lock:
             if forecaster is self.forecaster:  # else swapped while running: discard
@@ -219,11 +239,13 @@ class InferenceService:
         """Cache saved forecasts again (their risk is scored again from the buffers); a
         level that comes back the same keeps its saved since (when it began)."""
         with self.lock:
-            snapshot = self.buffers.snapshot(rows)
+            snapshot, warning = self.buffers.snapshot(rows), self.warning
             snapshot.last_step[:] = origins
-            assessments = risk.assess(snapshot.latest, trajectory, self._cores(snapshot.servers))
+            past = None if warning is None else ew.history(self.buffers, rows, self.clock())
+            forecast = trajectory.astype(np.float32)
+            assessments, found = self._assess(snapshot, forecast, warning, past)
             forecaster = self.forecaster
-            self._store(rows, snapshot, trajectory, assessments, forecaster, made_at, served)
+            self._store(rows, snapshot, trajectory, assessments, forecaster, made_at, served, found)
             if since is not None and levels is not None:
                 for row, at, level in zip(
                     rows.tolist(), since.tolist(), levels.tolist(), strict=True
@@ -235,10 +257,11 @@ class InferenceService:
     def _cores(self, servers: list[str]) -> np.ndarray:
         return np.array([self.cores.get(s, self.default_cores) for s in servers])
 
-    def swap_forecaster(self, forecaster: Forecaster) -> None:
-        """Serve a new model: forget the old model's forecasts and forecast everyone again."""
+    def swap_forecaster(self, forecaster: Forecaster, warning: WarningModel | None = None) -> None:
+        """Serve a new model (and its early-warning estimate): forget the old model's
+        forecasts and forecast everyone again."""
         with self.lock:
-            self.forecaster = forecaster
+            self.forecaster, self.warning = forecaster, warning
             self.cache.clear()
             self.accuracy.reset()
             self.buffers.mark_dirty()
@@ -272,14 +295,19 @@ class InferenceService:
             cores = self._cores([self.buffers.names[r] for r in rows.tolist()])
         if None in forecasts:  # swapped or renumbered meanwhile: the next call redoes it
             return
-        trajectories = np.stack([f.trajectory for f in forecasts]).astype(np.float32)
-        assessments, now = risk.assess(current, trajectories, cores), self.clock()
+        assessments, now = self._reassess(forecasts, current, cores), self.clock()
         with self.lock:
             for row, forecast, assessment, sec in zip(
                 rows.tolist(), forecasts, assessments, seconds, strict=True
             ):
                 if self.cache.get(row) is forecast:
                     forecast.rescored(assessment, sec, now)
+
+    def _reassess(
+        self, forecasts: list[Forecast], current: np.ndarray, cores: np.ndarray
+    ) -> list[risk.Assessment]:
+        """The risk of cached forecasts from the latest ticks (inference/early_warning.py)."""
+        return ew.reassess(self.warning, forecasts, current, cores, self.buffers.step_seconds)
 
     def evict(self) -> list[str]:
         """Forget servers from which nothing was received for evict_after_s."""

@@ -15,6 +15,7 @@ import numpy as np
 
 import data_contract as dc
 import risk
+from inference import early_warning as ew
 from inference.cache import Forecast
 from inference.predictions import (
     accuracy_fields,
@@ -109,7 +110,11 @@ def meta_fields(service: InferenceService, now: float) -> dict[str, Any]:
     """timestamp, model and fleet: the part every answer shares."""
     return {
         "timestamp": iso(time.time()),
-        "model": {**service.forecaster.info, "last_pass": service.stats.as_dict()},
+        "model": {
+            **service.forecaster.info,
+            "last_pass": service.stats.as_dict(),
+            "early_warning": ew.warning_info(service.warning, service.forecaster.info["name"]),
+        },
         "fleet": fleet_summary(service, now),
     }
 

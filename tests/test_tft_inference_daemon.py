@@ -10,15 +10,16 @@ import uvicorn
 
 import tft_inference_daemon
 from inference import app as app_module
-from inference import loading
+from inference import early_warning, loading
 
 
 def test_the_idle_keep_alive_is_configurable_and_longer_than_the_generators(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(app_module, "create_app", lambda settings, model: "app")
+    monkeypatch.setattr(app_module, "create_app", lambda settings, model, warning: "app")
     monkeypatch.setattr(loading, "load_forecaster", lambda settings: "model")
+    monkeypatch.setattr(early_warning, "warning_for", lambda forecaster, path: None)
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
     monkeypatch.setenv("TFT_API_KEY", "k" * 64)
     assert tft_inference_daemon.main([]) == 0
