@@ -130,7 +130,11 @@ def duration_text(minutes: float) -> str:
 
 
 def factor_text(factor: dict[str, Any]) -> str:
-    """A risk factor in words, e.g. 'mem_used_pct forecast to exceed 95 in about 2 h 10 min'."""
+    """A risk factor in words, e.g. 'mem_used_pct forecast to exceed 95 in about 2 h 10 min',
+    or from the early-warning estimate its reason and probabilities, e.g. 'CPU reached 97%
+    yesterday at 14:05 (critical within 1 h: 12 %, within 8 h: 64 %)'."""
+    if factor.get("reason"):
+        return f"{factor['reason']} ({probability_text(factor)})"
     metric, threshold = factor.get("metric", "?"), factor.get("threshold")
     severity, basis = factor.get("severity", ""), factor.get("basis")
     limit = f"{threshold:g}" if isinstance(threshold, int | float) else "?"
@@ -140,6 +144,21 @@ def factor_text(factor: dict[str, Any]) -> str:
     if basis == "p90":
         return f"{metric} may exceed {limit} ({severity}, pessimistic p90) in about {when}"
     return f"{metric} forecast to exceed {limit} ({severity}) in about {when}"
+
+
+def probability_text(factor: dict[str, Any]) -> str:
+    """'critical within 1 h: 12 %, within 8 h: 64 %' of an estimate's risk factor."""
+    p1, p8 = factor.get("probability_1h"), factor.get("probability_8h")
+    if not isinstance(p1, int | float) or not isinstance(p8, int | float):
+        return "no probability"
+    return f"critical within 1 h: {100 * p1:.0f} %, within 8 h: {100 * p8:.0f} %"
+
+
+def trouble_text(trouble: dict[str, Any]) -> str:
+    """A server's most likely trouble (/predict's trouble), e.g. 'cpu_used_pct: critical
+    within 1 h: 12 %, within 8 h: 64 %'."""
+    chances = {"probability_1h": trouble.get("1h"), "probability_8h": trouble.get("8h")}
+    return f"{trouble.get('metric', '?')}: {probability_text(chances)}"
 
 
 def alert_rows(alerts: dict[str, Any]) -> list[dict[str, Any]]:

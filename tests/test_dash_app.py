@@ -127,3 +127,11 @@ def test_pages_survive_a_daemon_that_is_down() -> None:
     assert accuracy.update(down)[0].startswith("authentication failed")
     assert servers.update(down) == []
     assert alerts.update(down)[0].startswith("authentication failed")
+
+
+def test_server_page_leads_with_the_most_likely_trouble() -> None:
+    entry = {"state": "healthy", "risk_score": 55, "risk_level": "warning"}
+    entry["trouble"] = {"metric": "cpu_used_pct", "1h": 0.1, "8h": 0.62}
+    lines = server.summary("ppweb001", entry, "")
+    assert lines[0].children == "cpu_used_pct: critical within 1 h: 10 %, within 8 h: 62 %"
+    assert "risk 55 warning" in lines[1].children

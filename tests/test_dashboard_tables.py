@@ -123,3 +123,22 @@ def test_scored_servers() -> None:
 def test_server_link_escapes_markdown_and_the_url() -> None:
     assert tables.server_link("ppdb001") == "[ppdb001](/server?name=ppdb001)"
     assert tables.server_link("db_1 [a]&b") == (r"[db\_1 \[a\]&b](/server?name=db_1%20%5Ba%5D%26b)")
+
+
+def test_an_estimates_factor_reads_as_its_reason_and_probabilities() -> None:
+    factor = {
+        "metric": "cpu_used_pct",
+        "severity": "warning",
+        "basis": "estimate",
+        "probability_1h": 0.12,
+        "probability_8h": 0.641,
+        "reason": "CPU reached 97% yesterday at 14:05 UTC",
+    }
+    assert tables.factor_text(factor) == (
+        "CPU reached 97% yesterday at 14:05 UTC (critical within 1 h: 12 %, within 8 h: 64 %)"
+    )
+
+
+def test_a_servers_most_likely_trouble_in_words() -> None:
+    text = tables.trouble_text({"metric": "mem_used_pct", "1h": 0.02, "8h": 0.305})
+    assert text == "mem_used_pct: critical within 1 h: 2 %, within 8 h: 30 %"

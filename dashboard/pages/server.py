@@ -58,7 +58,8 @@ def summary(name: str, entry: dict[str, Any] | None, problem: str) -> list[Any]:
         f"{entry.get('risk_level')} · last seen {entry.get('last_seen')}"
     )
     accuracy = dcc.Link("its forecast accuracy", href=f"/accuracy?server={quote(name, safe='')}")
-    return [html.P(text), html.P(accuracy)] + ([html.P(problem)] if problem else [])
+    verdict = [html.P(tables.trouble_text(entry["trouble"]))] if entry.get("trouble") else []
+    return [*verdict, html.P(text), html.P(accuracy)] + ([html.P(problem)] if problem else [])
 
 
 def update(source: Source, name: str) -> tuple[Any, ...]:
