@@ -132,7 +132,7 @@ def duration_text(minutes: float) -> str:
 def factor_text(factor: dict[str, Any]) -> str:
     """A risk factor in words, e.g. 'mem_used_pct forecast to exceed 95 in about 2 h 10 min',
     or from the early-warning estimate its reason and probabilities, e.g. 'CPU reached 97%
-    yesterday at 14:05 (critical within 1 h: 12 %, within 8 h: 64 %)'."""
+    yesterday at 14:05 UTC (critical within 1 h: 12 %, within 8 h: 64 %)'."""
     if factor.get("reason"):
         return f"{factor['reason']} ({probability_text(factor)})"
     metric, threshold = factor.get("metric", "?"), factor.get("threshold")

@@ -111,7 +111,7 @@ def test_assess_gives_factors_with_reasons() -> None:
             "points": 77,
             "probability_1h": 0.7,
             "probability_8h": 0.9,
-            "reason": "the p90 forecast crosses 95% at 14:20",
+            "reason": "the p90 forecast crosses 95% at 14:20 UTC",
         }
     ]
 

@@ -40,7 +40,7 @@ def test_yesterday_crossing_and_tracking() -> None:
     h[0, -ev.TRACK :, CPU] = h[0, yesterday - ev.TRACK + 1 : yesterday + 1, CPU] + 3.4
     e = ev.compute(h, flat_paths(h))
     assert wording.reason("cpu_used_pct", facts(e, CPU), ORIGIN) == (
-        "CPU reached 97% yesterday at 14:05 and has tracked yesterday within 4 points for 3 h"
+        "CPU reached 97% yesterday at 14:05 UTC and has tracked yesterday within 4 points for 3 h"
     )
 
 
@@ -52,14 +52,14 @@ def test_forecast_crossing_comes_first() -> None:
     paths[0, 80:, 0, LOAD] = 2.5  # load per core p50 from step 81: 20:45
     e = ev.compute(h, paths)
     assert wording.reason("cpu_used_pct", facts(e, CPU), ORIGIN) == (
-        "the p90 forecast crosses 95% at 15:20"
+        "the p90 forecast crosses 95% at 15:20 UTC"
     )
     assert wording.reason("mem_used_pct", facts(e, MEM), ORIGIN) == (
-        "the p50 forecast crosses 95% at 17:25"
+        "the p50 forecast crosses 95% at 17:25 UTC"
     )
     late = datetime(2025, 1, 6, 22, 0, tzinfo=timezone.utc)
     assert wording.reason("load_per_core", facts(e, LOAD), late) == (
-        "the p50 forecast crosses 2.00 at 04:45 tomorrow"
+        "the p50 forecast crosses 2.00 at 04:45 UTC tomorrow"
     )
 
 
@@ -98,4 +98,4 @@ def test_text_helpers() -> None:
     assert wording.amount_text("cpu_used_pct", 0.2) == "1 point"
     assert wording.amount_text("cpu_used_pct", 3.01) == "4 points"
     assert wording.amount_text("load_per_core", 0.304) == "0.30"
-    assert wording.clock_text(ORIGIN, -25) == "13:35"
+    assert wording.clock_text(ORIGIN, -25) == "13:35 UTC"

@@ -58,11 +58,14 @@ def duration_text(steps: float) -> str:
     return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
-def clock_text(origin: datetime, minutes: float) -> str:
-    """The clock time `minutes` after the origin, '15:20' or '01:10 tomorrow'."""
+def clock_text(origin: datetime, minutes: float, relative: bool = True) -> str:
+    """The clock time `minutes` after the origin with its zone, '15:20 UTC' or (relative)
+    '01:10 UTC tomorrow'; a naive origin gives no zone."""
     when = origin + timedelta(minutes=float(minutes))
-    day = (when.date() - origin.date()).days
-    return when.strftime("%H:%M") + (" tomorrow" if day == 1 else "")
+    zone = when.tzname()
+    text = when.strftime("%H:%M") + (f" {zone}" if zone else "")
+    tomorrow = relative and (when.date() - origin.date()).days == 1
+    return text + (" tomorrow" if tomorrow else "")
 
 
 def _current(metric: str, f: dict[str, float]) -> str | None:
@@ -87,7 +90,7 @@ def _yesterday(metric: str, f: dict[str, float], origin: datetime) -> str | None
     if math.isnan(f["yday_cross_minutes"]):
         return None
     value = value_text(metric, f["yday_cross_value"])
-    when = clock_text(origin - timedelta(days=1), f["yday_cross_minutes"]).split(" ")[0]
+    when = clock_text(origin - timedelta(days=1), f["yday_cross_minutes"], relative=False)
     text = f"{NAMES[metric]} reached {value} yesterday at {when}"
     if f["track_steps"] >= HOUR:
         within = amount_text(metric, f["track_error"])
