@@ -212,3 +212,29 @@ def test_accelerate_is_idempotent(fast: TemporalFusionTransformer) -> None:
     forwards = [vars(getattr(fast, name))["forward"] for name in SWAPPED]
     assert fast_tft.accelerate(fast) is fast
     assert forwards == [vars(getattr(fast, name))["forward"] for name in SWAPPED]
+
+
+def test_the_self_check_measures_the_library_in_float64() -> None:
+    """A static selection over 67 inputs (window summaries): the library's float32
+    ResampleNorm is further from float64 than the fast path, whose swap must not depend on
+    the library's own rounding."""
+    from tests.conftest import synthetic_fleet
+    from training import dataset as ds
+    from training import splits
+    from training.model import build_model
+
+    prepared = ds.prepare_frame(synthetic_fleet(n_servers=2, days=3.0, seed=1))
+    split = splits.build_splits(prepared, ds.dataset_parameters(), 0.2)
+    torch.manual_seed(0)
+    model = build_model(split.training, recurrence_inputs=("summaries",)).eval()
+    vsn = model.static_variable_selection
+    assert len(vsn.input_sizes) == 67
+    fast = FastVSN(vsn)
+    args = fast.example(torch.Generator().manual_seed(0))
+    reference = copy.deepcopy(vsn).double()
+    with torch.inference_mode():
+        truth = type(vsn).forward(reference, {k: v.double() for k, v in args[0].items()})
+        library, got = type(vsn).forward(vsn, *args), fast.run(*args)
+    for g, lib, t in zip(got, library, truth, strict=True):
+        assert deviation(g, t.float()) < min(1e-5, deviation(lib, t.float())), "fast path"
+    assert "forward" in vars(fast_tft.accelerate(copy.deepcopy(model)).static_variable_selection)

@@ -44,11 +44,12 @@ TINY = dict(
     limit_train_batches=3,
     limit_val_batches=2,
     progress_bar=False,
+    recurrence_inputs=(),  # a 24-step encoder holds no "yesterday"
 )
 TINY_ARGS = [
     "--epochs", "1", "--hidden-size", "8", "--encoder-length", "24", "--horizon", "6",
     "--batch-size", "32", "--num-workers", "0", "--limit-train-batches", "2",
-    "--limit-val-batches", "1", "--no-progress-bar",
+    "--limit-val-batches", "1", "--no-progress-bar", "--recurrence-inputs", "none",
 ]  # fmt: skip
 _TRAINED: dict[str, Path] = {}
 
@@ -303,11 +304,12 @@ def test_run_settings_resolve_strides_workers_and_threads() -> None:
     assert run.threads == max(1, torch.get_num_threads() - 1)  # one core left free
     on_gpu = run_settings(TrainConfig(), gpu)
     assert (on_gpu.window_stride, on_gpu.threads) == (1, torch.get_num_threads())
-    library = run_settings(TrainConfig(loader="library"), cpu)
+    library = run_settings(TrainConfig(loader="library", recurrence_inputs=()), cpu)
     assert (library.window_stride, library.num_workers) == (1, 1)
     mixed = run_settings(TrainConfig(window_stride=3, val_window_stride=1, threads=2), cpu)
     assert (mixed.window_stride, mixed.val_window_stride, mixed.threads) == (3, 1, 2)
-    for bad in (dict(loader="library", window_stride=2), dict(window_stride=0), dict(loader="x")):
+    bad_ones = [dict(loader="library", window_stride=2), dict(window_stride=0), dict(loader="x")]
+    for bad in [*bad_ones, dict(loader="library")]:  # the library cannot build recurrence
         with pytest.raises(ValueError):
             run_settings(TrainConfig(**bad), cpu)
 
@@ -543,3 +545,43 @@ def test_a_bad_time_zone_is_refused_by_name(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["--data", "x.parquet", "--time-zone", "Mars/Olympus"])
     assert "not a time zone: 'Mars/Olympus'" in capsys.readouterr().err
+
+
+def test_trainer_saves_and_serves_recurrence_inputs(tmp_path: Path) -> None:
+    """--recurrence-inputs: declared in config.json, reloaded, served by the daemon's
+    forecaster; the recorded command repeats the option."""
+    from inference.forecast import TFTForecaster
+    from tests.conftest import synthetic_fleet
+
+    synthetic_fleet(n_servers=2, days=4.0).to_parquet(tmp_path / "metrics.parquet")
+    data = ["--data", str(tmp_path / "metrics.parquet"), "--out", str(tmp_path / "models")]
+    geometry = ["--encoder-length", "288", "--horizon", "96", "--threads", "1"]
+    options = ["--recurrence-inputs", "summaries", "yesterday"]
+    args = [*TINY_ARGS, *geometry, "--limit-train-batches", "1", *options]
+    assert main([*data, *args]) == 0
+    loaded = load_artifact(tmp_path / "models")
+    kinds = [e["kind"] for e in loaded.config["inputs"]["reals"].values()]
+    assert kinds.count("window_summary") == 39 and kinds.count("yesterday") == 13
+    assert loaded.training_info["train_config"]["recurrence_inputs"] == ["summaries", "yesterday"]
+    assert loaded.training_info["command"].endswith("summaries yesterday")
+    values = np.random.default_rng(0).uniform(1, 60, (3, 288, 14)).astype(np.float32)
+    states = np.zeros((3, 288), dtype=np.int8)
+    out = TFTForecaster(loaded).forecast(values, states, ["a", "b", "c"], np.full(3, 5_900_000))
+    assert out.shape == (3, 96, 14, 3) and np.isfinite(out).all()
+
+
+def test_a_short_encoder_with_yesterday_is_refused_with_the_fix(
+    small_fleet, tmp_path: Path, caplog
+) -> None:
+    small_fleet.to_parquet(tmp_path / "metrics.parquet")
+    data = ["--data", str(tmp_path / "metrics.parquet"), "--out", str(tmp_path / "models")]
+    default = [a for a in TINY_ARGS if a not in ("--recurrence-inputs", "none")]
+    with caplog.at_level(logging.ERROR):
+        assert main([*data, *default]) == 1  # the default asks for yesterday
+    assert "yesterday inputs need an encoder of at least one day (288 steps), got 24" in caplog.text
+    assert "--recurrence-inputs summaries (or none)" in caplog.text
+    assert main([*data, *default, "--recurrence-inputs", "summaries"]) == 0
+    kinds = {
+        e["kind"] for e in load_artifact(tmp_path / "models").config["inputs"]["reals"].values()
+    }
+    assert "window_summary" in kinds and "yesterday" not in kinds

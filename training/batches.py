@@ -4,7 +4,9 @@ pytorch-forecasting's TimeSeriesDataSet builds a batch window by window (__getit
 then _collate_fn): about 0.5 s per batch of 64 windows of 288 + 96 steps on a CPU.
 WindowDataset builds the same batch with a few vectorised gathers and the inference
 input builder (training.inputs.assemble_inputs): the same x keys, dtypes, shapes and
-values, and y = (14 decoder target tensors (B, D) in real units, None).
+values, and y = (14 decoder target tensors (B, D) in real units, None). A model with
+training.recurrence inputs (window summaries, yesterday) gets those too, built from each
+window's encoder by the same function as the daemon's; the library cannot build them.
 
 Windows: every (server, encoder start) whose encoder + horizon lies inside one server's
 rows (gap-free after prepare_frame) and whose first forecast step is at or after

@@ -20,6 +20,9 @@ scaled to [-1, 1] by fixed constants (TIME_FEATURE_SCALING), as known reals; 'st
 state encoder pre-fitted on all 8 VALID_STATES; relative_time_idx; per-target window
 center/scale as static reals, fed as log1p(value) (fixed, data-independent scalers).
 Targets use MetricNormalizer (see training.normalizers), fitted on each window's encoder.
+The optional inputs of what recurs (window summaries, yesterday: training.recurrence) are
+functions of each window, not frame columns: the model declares them, training.inputs
+builds them; the TimeSeriesDataSet here does not know them.
 """
 
 from __future__ import annotations

@@ -3,7 +3,10 @@
 Two loaders give the same batches (tests/test_training.py proves it window for window):
 make_window_loaders (default, training.batches: vectorised, ~30x cheaper per batch,
 with a training window stride) and make_loaders (pytorch-forecasting's
-TimeSeriesDataSet loaders, every window, also for variable encoder lengths).
+TimeSeriesDataSet loaders, every window, also for variable encoder lengths). For both
+training AND validation the fast loaders build every batch; the TimeSeriesDataSets only
+define the inputs, the normalisers and the architecture. A model with training.recurrence
+inputs needs the fast loaders (the library does not build those inputs).
 """
 
 from __future__ import annotations

@@ -17,6 +17,11 @@ and returns out["prediction"]: a list of T tensors (B, D, 3), quantiles 0.1/0.5/
 real units. Columns follow x_reals / x_categoricals; each real is built as described
 under "reals". Decoder values of unknown inputs (targets, state) are never read: any
 value (e.g. 0) works. Static inputs are read at the first encoder step only.
+
+Models trained with training.recurrence inputs (window summaries, yesterday) have reals
+that TimeSeriesDataSet does not build: they are made here only, from the same normalised
+window as the targets, for training and inference alike (kinds "window_summary" and
+"yesterday" in config.json). Every other input is as the library builds it.
 """
 
 from __future__ import annotations
@@ -27,7 +32,13 @@ import numpy as np
 import torch
 from pytorch_forecasting import TemporalFusionTransformer, TimeSeriesDataSet
 
-from training.dataset import TIME_FEATURE_SCALING, scaled_time_features, step_timestamps
+from training import recurrence
+from training.dataset import (
+    STEP_SECONDS,
+    TIME_FEATURE_SCALING,
+    scaled_time_features,
+    step_timestamps,
+)
 from training.normalizers import TRANSFORMATIONS, anchor_parameters
 
 BATCH_KEYS = {
@@ -41,7 +52,7 @@ BATCH_KEYS = {
 }
 
 
-def _real_source(name: str, dataset: TimeSeriesDataSet) -> dict[str, Any]:
+def _real_source(name: str, dataset: TimeSeriesDataSet, step_seconds: int) -> dict[str, Any]:
     targets = dataset.target_names
     if name in TIME_FEATURE_SCALING:
         center, half = TIME_FEATURE_SCALING[name]
@@ -62,6 +73,9 @@ def _real_source(name: str, dataset: TimeSeriesDataSet) -> dict[str, Any]:
         if name.endswith(f"_{part}") and name[: -len(part) - 1] in targets:
             target = name[: -len(part) - 1]
             return {"kind": f"target_{part}", "target": target, "formula": f"log1p({part})"}
+    known = recurrence.source(name, targets, step_seconds)
+    if known is not None:
+        return known
     raise ValueError(f"no input recipe for real {name!r}")
 
 
@@ -85,17 +99,20 @@ def _normalizer_entry(target: str, normalizer: Any) -> dict[str, Any]:
     }
 
 
-def describe_inputs(dataset: TimeSeriesDataSet, model: TemporalFusionTransformer) -> dict[str, Any]:
-    """Everything needed to build forward()'s x from numpy buffers."""
-    encoders = dataset._categorical_encoders
+def describe_inputs(
+    dataset: TimeSeriesDataSet, model: TemporalFusionTransformer, step_seconds: int = STEP_SECONDS
+) -> dict[str, Any]:
+    """Everything needed to build forward()'s x from numpy buffers. The model's reals are
+    the dataset's plus any training.recurrence inputs (which the dataset does not know)."""
+    encoders, reals = dataset._categorical_encoders, list(model.hparams.x_reals)
     return {
         "batch_keys": BATCH_KEYS,
-        "x_reals": list(dataset.reals),
+        "x_reals": reals,
         "x_categoricals": list(dataset.flat_categoricals),
         "static_variables": list(model.static_variables),
         "encoder_variables": list(model.encoder_variables),
         "decoder_variables": list(model.decoder_variables),
-        "reals": {name: _real_source(name, dataset) for name in dataset.reals},
+        "reals": {name: _real_source(name, dataset, step_seconds) for name in reals},
         "categorical_encodings": {
             name: {
                 "unknown": 0,
@@ -170,6 +187,7 @@ def _real_inputs(
     cont[:, :length, [col[t] for t in targets]] = normalised.transpose(1, 2)
     cont[:, :, [col[f"{t}_center"] for t in targets]] = torch.log1p(center)[:, None]
     cont[:, :, [col[f"{t}_scale"] for t in targets]] = torch.log1p(scale)[:, None]
+    recurrence.fill(cont, spec, normalised, enc)
     target_scale = list(torch.stack([center, scale], dim=-1).transpose(0, 1).contiguous())
     return cont, target_scale
 

@@ -12,6 +12,8 @@ from pytorch_forecasting.metrics import MultiLoss, QuantileLoss
 from torch import nn
 
 from data_contract import METRIC_COLUMNS
+from training import recurrence
+from training.dataset import STEP_SECONDS
 
 QUANTILES = (0.1, 0.5, 0.9)
 #: hparams that are objects: stored through the codec or not at all.
@@ -46,16 +48,23 @@ def build_model(
     learning_rate: float = 3e-3,
     loss_weights: list[float] | None = None,
     optimizer_params: dict[str, Any] | None = None,
+    recurrence_inputs: tuple[str, ...] = (),
+    step_seconds: int = STEP_SECONDS,
 ) -> TemporalFusionTransformer:
     """A fresh TFT for ``dataset`` (no logging metrics, no interpretation logging).
 
     optimizer_params go to torch.optim.Adam, e.g. {"fused": True}: one kernel for all
     parameter tensors (837 at hidden size 16) instead of a Python loop over them (~10 vs
     ~50 ms per step on a CPU, same update rule); not with 16-bit mixed precision, whose
-    gradient scaler lightning cannot combine with a fused optimiser."""
+    gradient scaler lightning cannot combine with a fused optimiser.
+
+    recurrence_inputs: training.recurrence input sets ("summaries", "yesterday") added to
+    the dataset's inputs (built by training.inputs, not by the dataset)."""
+    extra = recurrence.model_overrides(dataset, recurrence_inputs, step_seconds)
     with quiet_model_init():
         return TemporalFusionTransformer.from_dataset(
             dataset,
+            **extra,
             hidden_size=hidden_size,
             attention_head_size=attention_head_size,
             hidden_continuous_size=min(hidden_continuous_size, hidden_size),

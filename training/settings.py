@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from training import dataset
+from training import dataset, recurrence
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ class TrainConfig:
     holdout_servers: int = 0
     time_zone: str | None = None
     anchor: str = dataset.ANCHOR
+    recurrence_inputs: tuple[str, ...] = recurrence.DEFAULT
     until: str | None = None
     hidden_size: int = 16
     attention_head_size: int = 1
@@ -121,6 +122,11 @@ def run_settings(config: TrainConfig, hw: Hardware) -> RunSettings:
         raise ValueError("window strides and --threads must be at least 1")
     if library and (stride, val_stride) != (1, 1):
         raise ValueError("--loader library uses every window: window strides must be 1")
+    if library and recurrence.check_sets(config.recurrence_inputs):
+        raise ValueError(
+            "--loader library cannot build --recurrence-inputs: use --loader fast, or "
+            "--recurrence-inputs none"
+        )
     workers = config.num_workers
     if workers is None:
         workers = hw.num_workers if library else 0

@@ -2,7 +2,8 @@
 
     python -m training.tft_trainer --data training/server_metrics.parquet --out models/ \
         --epochs 10 [--seed 42] [--max-servers K] [--hidden-size 16] [--batch-size B] \
-        [--until 2025-02-01T00:00] [--holdout-servers K] [--window-stride S] [--threads N]
+        [--until 2025-02-01T00:00] [--holdout-servers K] [--window-stride S] [--threads N] \
+        [--recurrence-inputs summaries yesterday | none]
 
 The data is validated against the data contract first; each violation is logged and
 the command exits with status 2. --holdout-servers, --until and --max-servers choose the
@@ -10,14 +11,19 @@ servers and rows (training.splits); the held-out servers and the others left out
 recorded in training_info.json. Device, batch size and worker count come from
 gpu_profiles.setup_gpu() (CPU defaults if that module cannot be imported).
 
+--recurrence-inputs (default: summaries yesterday) gives the network what the baselines
+know (training.recurrence): per-target hour mean, hour max and day max of the window, and
+for each forecast step the value one day earlier; "none" trains on today's inputs only
+(needed for an encoder shorter than a day, and for --loader library).
+
 Batches come from training.batches (--loader fast, the default) or from
-pytorch-forecasting's TimeSeriesDataSet (--loader library); both give identical
-batches. --window-stride S trains each epoch on every S-th window of each series (a
-random phase per epoch); the default is 4 on CPU and 1 on GPU. Validation uses a fixed
-subsample, every --val-window-stride-th window (default: the training stride), the same
-windows every epoch. Early stopping keeps the best weights in memory (no checkpoint
-files). Before saving, the model is scored on the data it did not train on, as the
-daemon serves it, against last value and seasonal naive (training.heldout): the table
+pytorch-forecasting's TimeSeriesDataSet (--loader library); both give identical batches
+for today's inputs. --window-stride S trains each epoch on every S-th window of each
+series (a random phase per epoch); the default is 4 on CPU and 1 on GPU. Validation uses
+a fixed subsample, every --val-window-stride-th window (default: the training stride),
+the same windows every epoch. Early stopping keeps the best weights in memory (no
+checkpoint files). Before saving, the model is scored on the data it did not train on, as
+the daemon serves it, against last value and seasonal naive (training.heldout): the table
 is training_info.json's "accuracy". After saving, the artifact is reloaded with
 load_artifact and must reproduce the trained model's output.
 """
@@ -40,7 +46,7 @@ from pytorch_forecasting import TemporalFusionTransformer, TimeSeriesDataSet
 from torch.utils.data import DataLoader
 
 from data_contract import ContractError, create_server_mapping, require_valid
-from training import dataset, deterministic, heldout
+from training import dataset, deterministic, heldout, recurrence
 from training.artifact import ArtifactError, load_artifact, save_artifact
 from training.batches import epoch_windows
 from training.dataset import to_utc
@@ -101,6 +107,8 @@ def make_model(
         learning_rate=config.learning_rate,
         loss_weights=dataset.target_loss_weights(train_rows, skip=deterministic.RULES),
         optimizer_params=None if config.precision.startswith("16") else {"fused": True},
+        recurrence_inputs=tuple(config.recurrence_inputs),
+        step_seconds=config.step_seconds,
     )
 
 
@@ -250,6 +258,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=dataset.ANCHOR,
         help="window normalisation: around the last value (persistence = 0) or the mean",
     )
+    p.add_argument(
+        "--recurrence-inputs",
+        nargs="+",
+        choices=(*recurrence.INPUT_SETS, "none"),
+        default=list(recurrence.DEFAULT),
+        help="inputs of what recurs (training.recurrence): per-target window summaries "
+        "(hour mean, hour max, day max) and the decoder's value one day earlier (needs a "
+        "24 h encoder); 'none' trains on today's inputs only (default: %(default)s)",
+    )
     p.add_argument("--patience", type=int, default=3)
     p.add_argument("--precision", default="32-true", help="lightning precision, e.g. bf16-mixed")
     p.add_argument("--no-progress-bar", action="store_false", dest="progress_bar")
@@ -286,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     given = sys.argv[1:] if argv is None else argv
     command = shlex.join(["python", "-m", "training.tft_trainer", *given])
     fields = {k: v for k, v in vars(args).items() if k not in ("data", "out")}
+    fields["recurrence_inputs"] = tuple(s for s in fields["recurrence_inputs"] if s != "none")
     config = TrainConfig(**fields, command=command)
     try:
         frame = pd.read_parquet(args.data)
