@@ -13,6 +13,7 @@ import pytest
 
 import risk
 from inference import early_warning as ew
+from inference import views
 from inference.buffers import FleetBuffers
 from inference.forecast import SeasonalNaiveForecaster
 from inference.ingest import parse_feed
@@ -143,3 +144,12 @@ def test_predict_says_which_scheme_set_the_levels() -> None:
     assert with_estimate["model"]["early_warning"]["kind"] == "calibrated_estimate"
     rules = orjson.loads(b"".join(predict_parts(served())))
     assert rules["model"]["early_warning"]["kind"] == "risk_rules"
+
+
+def test_alerts_carry_the_probabilities_and_the_reason() -> None:
+    service = served(yesterday_model())
+    service.clock = lambda: T0 + 300 * STEPS  # the fleet is still reporting
+    found = views.alerts(service, "warning")["alerts"]
+    assert [a["server"] for a in found] == ["daily"]
+    factor = found[0]["factors"][0]
+    assert factor["probability_8h"] > 0.9 and "yesterday at" in factor["reason"]
