@@ -99,6 +99,10 @@ MORNING_SPIKE_HOURS = (9, 11)  # inclusive, as in the spec's state logic
 
 # --- aggregation of raw ticks into model steps ----------------------------------------
 
+# One model step is 5 minutes: ticks are aggregated into steps of this length, and the
+# model's encoder, horizon and reported horizons are counted in these steps.
+STEP_SECONDS = 300
+
 # How the ticks of one server within one step become the step's values (the daemon's
 # buffers, the generator's backfill and the training corpus all use this rule):
 # - mean: gauges (CPU shares, java CPU, memory, swap, disk, network rates, load); their
