@@ -56,20 +56,20 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 bench: $(STAMP)
-	$(BIN)/python bench/bench_generator.py
-	$(BIN)/python bench/bench_training.py --threads 2
-	$(BIN)/python bench/bench_forward.py --threads 2
-	$(BIN)/python bench/bench_forecast.py --threads 2
-	$(BIN)/python bench/bench_daemon.py
-	$(BIN)/python bench/bench_memory.py
+	$(BIN)/python -m bench.bench_generator
+	$(BIN)/python -m bench.bench_training --threads 2
+	$(BIN)/python -m bench.bench_forward --threads 2
+	$(BIN)/python -m bench.bench_forecast --threads 2
+	$(BIN)/python -m bench.bench_daemon
+	$(BIN)/python -m bench.bench_memory
 
 # The production drills at full size (about 17 minutes): kill -9 of the daemon 20 times
 # mid-feed, kill -9 of the MongoDB adapter 20 times mid-backlog, then an hour of 1,000
 # servers at 5-second ticks, accelerated 6x.
 drills: $(STAMP)
-	$(BIN)/python bench/drill_kill.py --reps 20
-	$(BIN)/python bench/drill_adapter_kill.py --kills 20
-	$(BIN)/python bench/soak.py --servers 1000 --minutes 60 --speed 6
+	$(BIN)/python -m bench.drill_kill --reps 20
+	$(BIN)/python -m bench.drill_adapter_kill --kills 20
+	$(BIN)/python -m bench.soak --servers 1000 --minutes 60 --speed 6
 
 clean:
 	rm -rf $(VENV) build *.egg-info

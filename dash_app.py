@@ -15,7 +15,7 @@ import sys
 
 from dashboard.layout import create_app
 from dashboard.settings import DashboardSettings
-from env_settings import SettingsError, load_settings
+from env_settings import SettingsError, configure_logging, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         sys.stderr.write(f"{exc}\n")
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for chatty in ("httpx", "werkzeug"):  # a line per daemon call and per browser request
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+    # httpx, werkzeug: a line per daemon call and per browser request otherwise
+    configure_logging(settings.log_level, quiet=("httpx", "werkzeug"))
     if settings.api_key is None:
         log.warning("TFT_API_KEY is not set: the daemon will refuse the dashboard's calls")
     app = create_app(settings)

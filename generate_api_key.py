@@ -4,6 +4,9 @@
     python generate_api_key.py --force    # replace an existing key
     python generate_api_key.py --show     # also print the key
 
+The file is the one every process reads (env_settings.env_file): TFT_ENV_FILE, else .env
+in the working directory; --env-file names another.
+
 The key itself is printed only with --show; nothing logs it.
 """
 
@@ -15,6 +18,9 @@ import re
 import secrets
 import sys
 from pathlib import Path
+
+from durable import PRIVATE, write_atomically
+from env_settings import env_file
 
 ROOT = Path(__file__).resolve().parent
 KEY_NAME = "TFT_API_KEY"
@@ -42,13 +48,9 @@ def with_key(text: str, key: str) -> str:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write atomically with mode 600: a temporary file in the same folder, then rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    """Write durably with mode 600 (durable.write_atomically: a temporary file in the same
+    folder, fsynced, renamed over path)."""
+    write_atomically(path, text, mode=PRIVATE)
 
 
 def ensure_key(env_file: Path, example: Path, force: bool = False) -> tuple[str, bool]:
@@ -69,7 +71,7 @@ def ensure_key(env_file: Path, example: Path, force: bool = False) -> tuple[str,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--env-file", type=Path, default=ROOT / ".env")
+    parser.add_argument("--env-file", type=Path, default=env_file())
     parser.add_argument("--example", type=Path, default=ROOT / ".env.example")
     parser.add_argument("--force", action="store_true", help="replace an existing key")
     parser.add_argument("--show", action="store_true", help="print the key")

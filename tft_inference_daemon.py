@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from env_settings import SettingsError, load_settings
+from env_settings import SettingsError, configure_logging, load_settings
 from inference.settings import DaemonSettings
 
 logger = logging.getLogger("tft_inference_daemon")
@@ -50,10 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, OSError, ValueError) as exc:
         sys.stderr.write(f"{exc}\n")
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level)
     if settings.key() is None and not settings.insecure_no_auth:
         logger.error(
             "no API key: set TFT_API_KEY (run `python generate_api_key.py`), "

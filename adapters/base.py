@@ -35,6 +35,7 @@ from adapters.forward import Forwarder
 from adapters.mapping import Failure, Mapping, map_documents
 from adapters.prefetch import Prefetch
 from adapters.quarantine import Quarantine, rejected_entries
+from feedclient.outcomes import OUTCOMES, Counts
 
 log = logging.getLogger(__name__)
 
@@ -77,25 +78,15 @@ class Mapper(Protocol):
         ...
 
 
-@dataclass
-class Totals:
-    """Counts since the start (and per poll): documents read and delivered, records."""
+# An adapter's counts, per poll and since the start (a Counts): documents read and
+# delivered, the records made of them by outcome (OUTCOMES), documents that could not be
+# mapped, and documents dated past the clock.
+TOTALS = ("documents", "records", *OUTCOMES, "unmappable", "future")
 
-    documents: int = 0
-    records: int = 0
-    applied: int = 0
-    duplicates: int = 0
-    stale: int = 0
-    rejected: int = 0
-    unmappable: int = 0
-    future: int = 0
 
-    def add(self, other: Totals) -> None:
-        for name in self.__dataclass_fields__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
-    def text(self) -> str:
-        return ", ".join(f"{getattr(self, k)} {k}" for k in self.__dataclass_fields__)
+def new_totals(**counts: int) -> Counts:
+    """An adapter's counts (TOTALS), zero but for counts."""
+    return Counts(TOTALS, **counts)
 
 
 @dataclass
@@ -104,7 +95,7 @@ class Loop:
 
     source: Source
     mapper: Mapper
-    send: Callable[[list[dict[str, Any]]], Totals]
+    send: Callable[[list[dict[str, Any]]], Counts]
     quarantine: Quarantine
     state_file: Path | None
     overlap: timedelta = timedelta(seconds=60)
@@ -118,13 +109,13 @@ class Loop:
     )
     _in_flight: tuple[Future, list[Doc], list[Failure]] | None = field(default=None, repr=False)
 
-    def poll(self, *, now: datetime, stop: Callable[[], bool] = bool) -> Totals:
+    def poll(self, *, now: datetime, stop: Callable[[], bool] = bool) -> Counts:
         """One poll from the cursor (without one: from now - backfill, at least the
         overlap) up to now + max_skew, then the documents dated past that are quarantined;
         the poll's totals. stop() is asked after each page."""
         limit = now + self.max_skew if self.max_skew else None
         self._save()  # a write that failed in the last poll, first
-        totals, held = Totals(), []
+        totals, held = Counts(TOTALS), []
         pages = Prefetch(self.source.pages(self._start(now, limit), limit, self.batch_size))
         try:
             for page in pages:
@@ -175,7 +166,7 @@ class Loop:
         self._save()
         return count
 
-    def _deliver(self, docs: list[Doc], *, final: bool, now: datetime, totals: Totals) -> list:
+    def _deliver(self, docs: list[Doc], *, final: bool, now: datetime, totals: Counts) -> list:
         """Map what the mapper is done with and start sending it (one batch in flight, so
         the next page is fetched and mapped meanwhile); the rest of docs."""
         if not docs:
@@ -186,7 +177,7 @@ class Loop:
         self._in_flight = (future, docs[: mapped.consumed], mapped.failures)
         return docs[mapped.consumed :]
 
-    def _settle(self, totals: Totals, now: datetime) -> None:
+    def _settle(self, totals: Counts, now: datetime) -> None:
         """Wait for the batch in flight; once answered, quarantine its unmappable
         documents, mark its documents delivered and save the cursor. Raises the send's
         error (DaemonUnavailable...): then nothing of that batch is marked."""
@@ -224,19 +215,18 @@ def plain_mapper(mapping: Mapping) -> Mapper:
 def forward_to(forwarder: Forwarder, quarantine: Quarantine, batch_size: int) -> Callable:
     """A Loop.send that POSTs records in batches and quarantines what the daemon rejects."""
 
-    def send(records: list[dict[str, Any]]) -> Totals:
-        totals = Totals(records=len(records))
+    def send(records: list[dict[str, Any]]) -> Counts:
+        sent = new_totals(records=len(records))
         for first in range(0, len(records), batch_size):
             for answer, batch in forwarder.send(records[first : first + batch_size]):
-                for name, value in answer.counts().items():
-                    setattr(totals, name, getattr(totals, name) + value)
+                sent.add(answer)
                 if answer.rejected:
                     entries = rejected_entries(answer.errors, batch)
                     if not entries:  # the whole batch was refused (no per-record errors)
                         entries = [{"record": r, "errors": answer.errors} for r in batch]
                     quarantine.add("rejected", entries)
                     _warn_unlisted(answer.rejected, len(entries))
-        return totals
+        return sent
 
     return send
 

@@ -9,7 +9,8 @@ environment or .env (AdapterSettings), as do the history read on a first start
 (TFT_MAX_CLOCK_SKEW_S, the daemon's own setting: documents dated later are quarantined).
 
 The API key's priority is the spec's (section 4): `tft_daemon.api_key` in the config,
-then .env in the project root, then the TFT_API_KEY environment variable.
+then the .env (env_settings.env_file: TFT_ENV_FILE, else .env in the working directory),
+then the TFT_API_KEY environment variable.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from env_settings import env_file
+
 ROOT = Path(__file__).resolve().parent.parent
-ENV_FILE = ROOT / ".env"
+ENV_FILE = env_file()  # the .env every process reads: TFT_ENV_FILE, else ./.env
 
 
 class AdapterSettings(BaseSettings):
@@ -93,7 +96,7 @@ def resolve_api_key(
         return config_key, "the config file"
     file_key = dotenv_values(env_file).get("TFT_API_KEY") if env_file.is_file() else None
     if file_key and file_key.strip():
-        return file_key.strip(), str(env_file)
+        return file_key.strip(), str(env_file.absolute())
     if environment_key and environment_key.strip():
         return environment_key.strip(), "the TFT_API_KEY environment variable"
     return None, "nowhere"

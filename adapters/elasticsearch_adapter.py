@@ -29,7 +29,8 @@ from adapters.base import Doc, Mapped, Mapper, SourceUnavailable, plain_mapper
 from adapters.config import AdapterConfig, AdapterSettings
 from adapters.mapping import MappingError, get_path, mapping_from_config, parse_time
 from adapters.metricbeat import join
-from adapters.runner import AdapterSpec, main
+from adapters.runner import AdapterSpec
+from adapters.runner import main as run_adapter
 
 
 class EsConnection(BaseModel):
@@ -201,5 +202,11 @@ SPEC = AdapterSpec(
     make_mapper=make_mapper,
 )
 
+
+def main(argv: list[str] | None = None) -> int:
+    """The Elasticsearch adapter's command line (the console script tft-adapter-elasticsearch)."""
+    return run_adapter(SPEC, argv)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main(SPEC))
+    raise SystemExit(main())

@@ -1,9 +1,10 @@
 """POST contract records to the daemon's /feed and read its verdict.
 
 The daemon applies every valid record of a batch and answers with counts and the rejected
-records' errors (simfeed/answers.py reads that answer for both feeders). A batch that is
-not answered (connection refused, timeout, 5xx, 408/429) raises DaemonUnavailable, and
-401/403 raise DaemonRefused: the caller keeps its cursor and tries again later.
+records' errors (feedclient: the POST and the answer, shared with the generator). A batch
+that is not answered (connection refused, timeout, 5xx, 408/429) raises
+DaemonUnavailable, and 401/403 raise DaemonRefused: the caller keeps its cursor and
+tries again later.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any
 import httpx
 import orjson
 
-from simfeed.answers import FeedAnswer, read_answer
-from simfeed.sender import AUTH_HINT, CONNECTION_CLOSED, FEED_PATH, RETRYABLE
+from feedclient.answer import FeedAnswer, read_answer
+from feedclient.post import AUTH_HINT, RETRYABLE, post_feed, reason
 
 log = logging.getLogger(__name__)
 KEEPALIVE_S = 2.0  # below the daemon's TFT_KEEPALIVE_S (15 s): we close idle ones first
@@ -66,14 +67,9 @@ class Forwarder:
         return [(read_answer(response, len(records), default), records)]
 
     def _post(self, body: bytes) -> httpx.Response:
-        headers = {"Content-Type": "application/json"}
         try:
-            try:
-                return self.client.post(FEED_PATH, content=body, headers=headers)
-            except CONNECTION_CLOSED:  # the keep-alive race: once more on a new connection
-                return self.client.post(FEED_PATH, content=body, headers=headers)
+            return post_feed(self.client, body)  # resent once on a keep-alive race
         except httpx.TransportError as error:
-            reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
             raise DaemonUnavailable(
-                f"cannot reach the daemon at {self.client.base_url} ({reason})"
+                f"cannot reach the daemon at {self.client.base_url} ({reason(error)})"
             ) from error

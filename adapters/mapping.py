@@ -11,8 +11,9 @@ A path resolves through nested objects and also through literal dotted keys. Wit
 "fields" table, metrics it does not name are 0; without one (passthrough) every metric
 is read under its contract name and a missing one is an error. A source without a state
 gets the spec's state (data_contract.determine_state). Every batch of records is checked
-by the daemon's own /feed parser (inference.ingest.parse_records), so what the daemon
-would refuse becomes a Failure here, naming the field and the problem, instead.
+by the contract's parser, the one the daemon's /feed uses (contract_parse.parse_records:
+data_contract.MetricRecord behind a vectorised fast path), so what the daemon would
+refuse becomes a Failure here, naming the field and the problem, instead.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from adapters.fields import (
     parse_time,
     to_number,
 )
-from inference.ingest import parse_records
+from contract_parse import parse_records
 
 __all__ = [
     "EPOCH",
@@ -249,7 +250,7 @@ def to_record(doc: dict, mapping: Mapping) -> dict:
 def map_documents(docs: Iterable[Any], mapping: Mapping) -> tuple[list[dict], list[Failure]]:
     """The records of the documents that map, and a Failure for each one that does not
     (never raised: the loop quarantines them). States are derived in one vectorised pass,
-    and the records are checked in one pass by the daemon's own /feed parser."""
+    and the records are checked in one pass by the contract's parser (as /feed checks them)."""
     extracted: list[tuple[int, Any, dict]] = []
     failures: list[Failure] = []
     for index, doc in enumerate(docs):

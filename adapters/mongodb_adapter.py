@@ -31,7 +31,8 @@ from pymongo.errors import PyMongoError
 from adapters.base import Doc, Mapper, SourceUnavailable, plain_mapper
 from adapters.config import AdapterConfig, AdapterSettings
 from adapters.mapping import mapping_from_config, parse_time
-from adapters.runner import AdapterSpec, main
+from adapters.runner import AdapterSpec
+from adapters.runner import main as run_adapter
 
 CLAMP = CodecOptions(tz_aware=True, datetime_conversion=DatetimeConversion.DATETIME_CLAMP)
 
@@ -147,5 +148,11 @@ SPEC = AdapterSpec(
     make_mapper=make_mapper,
 )
 
+
+def main(argv: list[str] | None = None) -> int:
+    """The MongoDB adapter's command line (the console script tft-adapter-mongodb)."""
+    return run_adapter(SPEC, argv)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main(SPEC))
+    raise SystemExit(main())

@@ -23,7 +23,7 @@ from typing import Any, TextIO
 import orjson
 
 from adapters import state as cursor_state
-from adapters.base import Loop, Mapper, Source, SourceUnavailable, Totals, forward_to
+from adapters.base import Loop, Mapper, Source, SourceUnavailable, forward_to, new_totals
 from adapters.config import (
     ENV_FILE,
     AdapterConfig,
@@ -36,7 +36,8 @@ from adapters.config import (
 from adapters.export import export_records
 from adapters.forward import DaemonRefused, DaemonUnavailable, Forwarder, new_client
 from adapters.quarantine import Quarantine, QuarantineWriteError
-from env_settings import load_settings
+from env_settings import configure_logging, load_settings
+from feedclient.outcomes import Counts
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 30.0
@@ -89,11 +90,7 @@ def parse_args(spec: AdapterSpec, argv: list[str] | None) -> argparse.Namespace:
 
 def main(spec: AdapterSpec, argv: list[str] | None = None) -> int:
     args = parse_args(spec, argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per POST otherwise
+    configure_logging(logging.DEBUG if args.verbose else logging.INFO)  # httpx: WARNING
     try:
         settings = load_settings(AdapterSettings)
         config = load_config(args.config, spec.config_model)
@@ -167,18 +164,18 @@ def _forwarder(config: AdapterConfig, settings: AdapterSettings) -> Forwarder:
         log.warning(
             "no API key: set tft_daemon.api_key in the config, TFT_API_KEY in %s or in the "
             "environment (python generate_api_key.py makes one); the daemon will refuse",
-            ENV_FILE,
+            ENV_FILE.absolute(),
         )
     else:
         log.info("API key from %s", where)
     return Forwarder(client=new_client(config.tft_daemon.url, key, config.tft_daemon.timeout_s))
 
 
-def _printer(out: TextIO) -> Callable[[list[dict[str, Any]]], Totals]:
-    def send(records: list[dict[str, Any]]) -> Totals:
+def _printer(out: TextIO) -> Callable[[list[dict[str, Any]]], Counts]:
+    def send(records: list[dict[str, Any]]) -> Counts:
         for record in records:
             out.write(orjson.dumps(record).decode() + "\n")
-        return Totals(records=len(records))
+        return new_totals(records=len(records))
 
     return send
 
@@ -200,7 +197,7 @@ def run_daemon(loop: Loop, *, interval: float, stop: threading.Event | None = No
     stop = stop or _stop_on_signals()
     future = f"dated past now + {loop.max_skew}: quarantined" if loop.max_skew else "no limit"
     log.info("polling every %.1f s (overlap %s; documents %s)", interval, loop.overlap, future)
-    failures, summary, last = 0, Totals(), time.monotonic()
+    failures, summary, last = 0, new_totals(), time.monotonic()
     while not stop.is_set():
         delay = interval
         try:
@@ -214,7 +211,7 @@ def run_daemon(loop: Loop, *, interval: float, stop: threading.Event | None = No
             log.warning("poll failed (%s); next try in %.0f s, cursor kept", error, delay)
         if time.monotonic() - last >= SUMMARY_EVERY_S:
             _log_summary(summary, loop)
-            summary, last = Totals(), time.monotonic()
+            summary, last = new_totals(), time.monotonic()
         stop.wait(delay)
     _log_summary(summary, loop)
     log.info("stopped; cursor at %s", loop.cursor.time)
@@ -234,7 +231,7 @@ def _backoff(error: Exception, failures: int, interval: float) -> float:
     return min(interval * 2 ** min(failures - 1, 10), MAX_BACKOFF_S)
 
 
-def _log_summary(summary: Totals, loop: Loop) -> None:
+def _log_summary(summary: Counts, loop: Loop) -> None:
     lag = ""
     if loop.cursor.time is not None:
         behind = (datetime.now(timezone.utc) - loop.cursor.time).total_seconds()

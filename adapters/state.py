@@ -4,20 +4,19 @@ The cursor is the newest delivered document time plus the ids of the documents d
 within the overlap window before it. A poll re-reads from (time - overlap) and skips the
 ids it holds, so a document that shares a timestamp with delivered ones, or that became
 visible late (within the window), is sent once and only once. The file is replaced
-atomically (temp file, fsync, rename, fsync of the directory) after each answered POST.
+atomically (durable.write_atomically: temp file, fsync, rename, fsync of the directory;
+mode 0600) after each answered POST.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from inference.wal import fsync_directory
+from durable import PRIVATE, write_atomically
 
 FORMAT = 1
 
@@ -109,14 +108,4 @@ def _write(path: Path, cursor: Cursor) -> None:
         "sent": cursor.sent,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as out:
-            json.dump(body, out, separators=(",", ":"))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    fsync_directory(path.parent)
+    write_atomically(path, json.dumps(body, separators=(",", ":")), mode=PRIVATE)

@@ -1,8 +1,8 @@
 """Backtest what the daemon serves: TFTForecaster on daemon-built windows, against baselines.
 
-    python bench/backtest.py --model models/latest --data fleet.parquet --cutoff 2025-02-05
-    python bench/backtest.py --model models/latest --nab
-    python bench/backtest.py --model models/latest --azure
+    python -m bench.backtest --model models/latest --data fleet.parquet --cutoff 2025-02-05
+    python -m bench.backtest --model models/latest --nab
+    python -m bench.backtest --model models/latest --azure
 
 Origins (every --every steps, from the cutoff on) each get the window the daemon builds:
 288 steps of values (gaps: state 'offline', metrics carried forward), state codes, the
@@ -32,16 +32,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import data_contract as dc
+import risk
+from bench import early_warning as ew
+from env_settings import configure_logging
+from training import azure, nab, scoring
+from training.heldout import EVERY, Origins, accuracy_rows, gather, summary
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script, the repository root is not on the path
-    sys.path.insert(0, str(ROOT))
-
-import data_contract as dc  # noqa: E402
-import risk  # noqa: E402
-from bench import early_warning as ew  # noqa: E402
-from training import azure, nab, scoring  # noqa: E402
-from training.heldout import EVERY, Origins, accuracy_rows, gather, summary  # noqa: E402
-
 logger = logging.getLogger("backtest")
 METHODS = ("tft", *scoring.BASELINES)
 RULES = {"tft": "daemon risk (TFT)", "snaive": "yesterday crossed", "linear": "predict_linear 6h"}
@@ -234,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     from training.artifact import load_artifact
 
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging("INFO")
     torch.set_num_threads(1)
     loaded = load_artifact(args.model)
     forecaster = TFTForecaster(loaded)

@@ -1,6 +1,6 @@
 """Benchmark live accuracy tracking: its cost per forecast pass, against the pass itself.
 
-    python bench/bench_accuracy.py [--servers 1000] [--steps 100] [--threads 2]
+    python -m bench.bench_accuracy [--servers 1000] [--steps 100] [--threads 2]
 
 1. A generated fleet of --servers servers is fed its first day, then stepped forward one
    5-minute step at a time for --steps steps. After each step, the pass's accuracy step
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -29,18 +28,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.bench_forecast import as_batch, timed_pass
+from bench.bench_training import best_of
+from fleet import generate as mg
+from inference.accuracy import BYTES_PER_SERVER, EVERY, substitute
+from inference.forecast import SeasonalNaiveForecaster, TFTForecaster
+from inference.predictions import accuracy_fields
+from inference.service import InferenceService
+from inference.windows import window_values
+from training import load_artifact
 
-import metrics_generator as mg  # noqa: E402
-from bench.bench_forecast import as_batch, timed_pass  # noqa: E402
-from bench.bench_training import best_of  # noqa: E402
-from inference.accuracy import BYTES_PER_SERVER, EVERY, substitute  # noqa: E402
-from inference.forecast import SeasonalNaiveForecaster, TFTForecaster  # noqa: E402
-from inference.predictions import accuracy_fields  # noqa: E402
-from inference.service import InferenceService  # noqa: E402
-from inference.windows import window_values  # noqa: E402
-from training import load_artifact  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def step_forward(service: InferenceService, frame: pd.DataFrame, steps: int) -> dict:

@@ -1,8 +1,8 @@
 """Benchmark the adapters end to end: protocol fake -> adapter process -> daemon process.
 
-    python bench/bench_adapters.py backlog [--source mongodb|elasticsearch] [--servers 100]
+    python -m bench.bench_adapters backlog [--source mongodb|elasticsearch] [--servers 100]
         [--days 7] [--batch 5000]
-    python bench/bench_adapters.py steady [--source mongodb] [--servers 1000] [--seconds 60]
+    python -m bench.bench_adapters steady [--source mongodb] [--servers 1000] [--seconds 60]
 
 backlog: the fake holds servers x days of 1-minute documents (1,008,000 by default); an
 adapter (`--once --backfill-hours`) forwards them all to a real daemon; records/s from
@@ -29,15 +29,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import httpx
+
+from bench.bench_daemon import KEY, start_daemon
+from tests.adapter_helpers import contract_docs
+from tests.protocol_fakes.elasticsearch import ElasticsearchFake
+from tests.protocol_fakes.mongodb import MongoFake
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import httpx  # noqa: E402
-
-from bench.bench_daemon import KEY, start_daemon  # noqa: E402
-from tests.adapter_helpers import contract_docs  # noqa: E402
-from tests.protocol_fakes.elasticsearch import ElasticsearchFake  # noqa: E402
-from tests.protocol_fakes.mongodb import MongoFake  # noqa: E402
 
 SCRIPTS = {
     "mongodb": "adapters/mongodb_adapter.py",

@@ -1,6 +1,6 @@
 """Benchmark the inference daemon over HTTP: /feed ingestion and /predict latency.
 
-    python bench/bench_daemon.py [--servers 1000] [--batches 600] [--connections 2]
+    python -m bench.bench_daemon [--servers 1000] [--batches 600] [--connections 2]
 
 Starts tft_inference_daemon.py as a real process on a free loopback port, then:
 1. feed: a separate load-generator process POSTs batches of 1,000 distinct records (one
@@ -28,10 +28,10 @@ import httpx
 import numpy as np
 import orjson
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from data_contract import STEP_SECONDS
+from tests.daemon_helpers import make_record
 
-from tests.daemon_helpers import make_record  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 KEY = "bench-key"
 AUTH = {"X-API-Key": KEY}
@@ -118,7 +118,7 @@ def warm_up(url: str, servers: int) -> None:
     body = template(servers)
     with httpx.Client(base_url=url, headers=AUTH, timeout=300) as client:
         for k in range(289):
-            data = body.replace(PLACEHOLDER.encode(), stamp(T0 + 86_400 + 300 * k))
+            data = body.replace(PLACEHOLDER.encode(), stamp(T0 + 86_400 + STEP_SECONDS * k))
             assert client.post("/feed", content=data).status_code == 200
 
 

@@ -1,6 +1,6 @@
 """Benchmark the dashboard's refresh server-side, with 1,000 servers in a real daemon.
 
-    python bench/bench_dashboard.py [--servers 1000] [--refreshes 10]
+    python -m bench.bench_dashboard [--servers 1000] [--refreshes 10]
 
 Starts tft_inference_daemon.py (as bench/bench_daemon.py does), fills it with 289 steps
 for every server and waits for their forecasts. Then it times, as the dashboard's
@@ -13,18 +13,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.bench_daemon import KEY, start_daemon, wait_idle, warm_up  # noqa: E402
-from dashboard.client import DaemonClient  # noqa: E402
-from dashboard.pages import heatmap, overview, servers  # noqa: E402
-from dashboard.source import Source  # noqa: E402
+from bench.bench_daemon import KEY, start_daemon, wait_idle, warm_up
+from dashboard.client import DaemonClient
+from dashboard.pages import heatmap, overview, servers
+from dashboard.source import Source
 
 PAGES = {
     "overview": overview.update,

@@ -1,6 +1,6 @@
 """Benchmark the daemon's forecast pass against pytorch-forecasting's own predict().
 
-    python bench/bench_forecast.py [--servers 1000] [--library-servers 200] [--threads 2]
+    python -m bench.bench_forecast [--servers 1000] [--library-servers 200] [--threads 2]
 
 1. pass: the daemon's batched forecast pass (buffers -> numpy inputs -> TFT -> risk ->
    cached JSON) for --servers ready servers of a generated fleet, best of --repeat.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -21,17 +20,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import data_contract as dc
+from fleet import generate as mg
+from inference.forecast import TFTForecaster
+from inference.ingest import STATE_CODES, Batch
+from inference.service import InferenceService
+from inference.worker import settle_memory
+from training import dataset as tds
+from training import load_artifact
 
-import data_contract as dc  # noqa: E402
-import metrics_generator as mg  # noqa: E402
-from inference.forecast import TFTForecaster  # noqa: E402
-from inference.ingest import STATE_CODES, Batch  # noqa: E402
-from inference.service import InferenceService  # noqa: E402
-from inference.worker import settle_memory  # noqa: E402
-from training import dataset as tds  # noqa: E402
-from training import load_artifact  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def as_batch(frame: pd.DataFrame) -> Batch:

@@ -1,6 +1,6 @@
 """Benchmark: the TFT forward pass, pytorch-forecasting's vs inference.fast_tft's.
 
-Run: python bench/bench_forward.py [--servers 1000 --batch-size 250 --threads 2 --repeat 3]
+Run: python -m bench.bench_forward [--servers 1000 --batch-size 250 --threads 2 --repeat 3]
 
 Inputs: the shipped model (--model, default models/latest) and --servers windows of 288
 steps built with training.inputs.build_inputs from random metrics (uniform 0-50),
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,13 +24,13 @@ from typing import Any
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script, the repository root is not on the path
-    sys.path.insert(0, str(ROOT))
+import data_contract as dc
+from inference.fast_tft import accelerate
+from training import load_artifact
+from training.dataset import ENCODER_LENGTH
+from training.inputs import build_inputs
 
-from inference.fast_tft import accelerate  # noqa: E402
-from training import load_artifact  # noqa: E402
-from training.inputs import build_inputs  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,8 +50,8 @@ def make_batches(config: dict[str, Any], args: argparse.Namespace) -> list[dict[
     batches = []
     for start in range(0, args.servers, args.batch_size):
         n = min(args.batch_size, args.servers - start)
-        metrics = (rng.random((n, 288, 14)) * 50).astype(np.float32)
-        states = np.full((n, 288), "healthy", dtype=object)
+        metrics = (rng.random((n, ENCODER_LENGTH, len(dc.METRIC_COLUMNS))) * 50).astype(np.float32)
+        states = np.full((n, ENCODER_LENGTH), "healthy", dtype=object)
         last = 5_900_000 + rng.integers(0, max(1, args.spread_steps), n)
         batches.append(build_inputs(config, metrics, states, ["ppml0001"] * n, last))
     return batches

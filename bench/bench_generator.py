@@ -1,6 +1,6 @@
 """Benchmark: wall-clock time of generate_fleet and of validate_schema on its frame.
 
-Run: python bench/bench_generator.py [--servers 100 --days 30 --repeat 3] (make bench)
+Run: python -m bench.bench_generator [--servers 100 --days 30 --repeat 3] (make bench)
 Prints a markdown table (best of --repeat runs) with the machine and the date.
 """
 
@@ -14,15 +14,10 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script, the repository root is not on the path
-    sys.path.insert(0, str(ROOT))
-
-import data_contract as dc  # noqa: E402
-import metrics_generator as mg  # noqa: E402
+import data_contract as dc
+from fleet import generate as mg
 
 
 def best_of(repeat: int, func: Callable[[], Any]) -> tuple[float, Any]:
@@ -45,7 +40,8 @@ def table(servers: int, days: float, repeat: int) -> str:
     rows = len(fleet.frame)
     machine = f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     lines = [
-        f"generate_fleet({servers} servers, {days:g} days, 300 s steps), best of {repeat}",
+        f"generate_fleet({servers} servers, {days:g} days, {dc.STEP_SECONDS} s steps), "
+        f"best of {repeat}",
         f"machine: {machine}; date: {dt.date.today().isoformat()}",
         "",
         "| step | rows | seconds | rows/s |",

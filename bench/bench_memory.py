@@ -1,6 +1,6 @@
 """Benchmark the daemon's memory: its RSS with --servers ready servers and their forecasts.
 
-    python bench/bench_memory.py [--servers 10000] [--batch-size 256]
+    python -m bench.bench_memory [--servers 10000] [--batch-size 256]
 
 Starts tft_inference_daemon.py as a real process (default model, CPU), feeds it 289
 steps for every server over HTTP (one step per POST), waits for the forecast pass to
@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.bench_daemon import AUTH, start_daemon, warm_up  # noqa: E402
+from bench.bench_daemon import AUTH, start_daemon, warm_up
 
 
 def memory(pid: int) -> str:

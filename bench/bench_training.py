@@ -1,6 +1,6 @@
 """Benchmark: seconds per training epoch, pytorch-forecasting's loader vs the fast one.
 
-Run: python bench/bench_training.py [--servers 20 --days 7 --batch-size 64 --threads N]
+Run: python -m bench.bench_training [--servers 20 --days 7 --batch-size 64 --threads N]
 
 Data: metrics_generator.generate_fleet(servers, days, seed=42).frame; the model is the
 trainer's TFT (hidden size 16 by default), encoder 288 and horizon 96 steps. Each case
@@ -33,15 +33,11 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script, the repository root is not on the path
-    sys.path.insert(0, str(ROOT))
-
-import metrics_generator as mg  # noqa: E402
-from training import dataset  # noqa: E402
-from training.fitting import fit, make_loaders, make_window_loaders  # noqa: E402
-from training.metadata import build_config  # noqa: E402
-from training.settings import (  # noqa: E402
+from fleet import generate as mg
+from training import dataset
+from training.fitting import fit, make_loaders, make_window_loaders
+from training.metadata import build_config
+from training.settings import (
     CPU_WINDOW_STRIDE,
     Hardware,
     TrainConfig,
@@ -49,8 +45,8 @@ from training.settings import (  # noqa: E402
     detect_hardware,
     trainer_kwargs,
 )
-from training.splits import Splits, build_splits  # noqa: E402
-from training.tft_trainer import make_model  # noqa: E402
+from training.splits import Splits, build_splits
+from training.tft_trainer import make_model
 
 
 @dataclass
@@ -202,7 +198,8 @@ def report(args: argparse.Namespace, parts: dict[str, float], cases: list[Case])
     lib, fast = cases[0], cases[1]
     lines = [
         f"One training epoch: {args.servers} servers x {args.days:g} days, hidden size "
-        f"{args.hidden_size}, batch {args.batch_size}, encoder 288, horizon 96",
+        f"{args.hidden_size}, batch {args.batch_size}, encoder {dataset.ENCODER_LENGTH}, "
+        f"horizon {dataset.HORIZON}",
         f"machine: {machine()}; date: {dt.date.today().isoformat()}; "
         f"load average before/after: {args.load_before} / {os.getloadavg()[0]:.2f}",
         "",

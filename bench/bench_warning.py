@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-import metrics_generator as mg
 from bench.bench_forecast import as_batch, timed_pass
+from fleet import generate as mg
 from inference import early_warning as ew
 from inference.buffers import FleetBuffers
 from inference.forecast import TFTForecaster

@@ -1,6 +1,6 @@
 """Would a post-hoc blend help? TFT p50 blended with seasonal naive and the hour mean.
 
-    python bench/blend_check.py --model DIR --corpus CORPUS.parquet --fleet FLEET.parquet \
+    python -m bench.blend_check --model DIR --corpus CORPUS.parquet --fleet FLEET.parquet \
         --servers S1 S2 ... --cutoff 2025-01-28T00:00Z
 
 Per metric and horizon step k, weights (a_snaive, a_hour) of
@@ -28,16 +28,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script, the repository root is not on the path
-    sys.path.insert(0, str(ROOT))
+import data_contract as dc
+from inference.forecast import TFTForecaster
+from training import azure, load_artifact, nab, scoring
+from training.heldout import Origins, gather
 
-import data_contract as dc  # noqa: E402
-from inference.forecast import TFTForecaster  # noqa: E402
-from training import azure, load_artifact, nab, scoring  # noqa: E402
-from training.heldout import Origins, gather  # noqa: E402
-
-HORIZONS = {"30m": 6, "1h": 12, "8h": 96}
 BLENDED = ("snaive", "hour_mean")
 USER, MEMORY = dc.METRIC_COLUMNS.index("cpu_user_pct"), dc.METRIC_COLUMNS.index("mem_used_pct")
 
@@ -81,7 +76,7 @@ def scores(o: Origins, weights: np.ndarray, metrics: list[int], measured=None) -
         mask = np.array([[measured[s] == m for m in dc.METRIC_COLUMNS] for s in o.panel.servers])
         truth = np.where(mask[o.pairs[:, 0]][:, None, :], truth, np.nan)
     out: dict[str, list[float]] = {k: [] for k in points}
-    for h in HORIZONS.values():
+    for h in scoring.HORIZONS.values():
         res = scoring.score_horizon(truth, points, o.pairs[:, 0], o.scale, h)
         for k in points:
             out[k].append(float(np.nanmean(res[k]["mase"][metrics])))
@@ -126,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.weights:
         args.weights.write_text(json.dumps(weights.tolist()))
     for m in (USER, MEMORY):
-        picks = ", ".join(f"{h} {weights[k - 1, m].round(2).tolist()}" for h, k in HORIZONS.items())
+        picks = ", ".join(
+            f"{h} {weights[k - 1, m].round(2).tolist()}" for h, k in scoring.HORIZONS.items()
+        )
         say(f"weights (snaive, hour_mean) {dc.METRIC_COLUMNS[m]}: {picks}")
     say("\n| data | metric | blend | tft | snaive | hour_mean | last |\n" + "|---" * 7 + "|")
     for title, frame, cutoff, measured in heldout_sets(args):

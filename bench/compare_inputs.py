@@ -1,9 +1,9 @@
 """Compare input candidates (training.recurrence): forecast pass time and backtest tables.
 
-    python bench/compare_inputs.py passtime --models A B ... [--servers 1000 --threads 2] \
+    python -m bench.compare_inputs passtime --models A B ... [--servers 1000 --threads 2] \
         [--daemon]
-    python bench/compare_inputs.py table --runs NAME=PREFIX ... [--out FILE]
-    python bench/compare_inputs.py fleet --fleet FLEET.parquet --end TIME --out SUBSET.parquet \
+    python -m bench.compare_inputs table --runs NAME=PREFIX ... [--out FILE]
+    python -m bench.compare_inputs fleet --fleet FLEET.parquet --end TIME --out SUBSET.parquet \
         --split SPLIT.json [--train 40 --heldout 20]
 
 passtime: the daemon's forecaster (TFTForecaster: numpy windows -> inputs -> accelerated
@@ -39,20 +39,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script, the repository root is not on the path
-    sys.path.insert(0, str(ROOT))
+import data_contract as dc
+from bench.bench_forecast import as_batch, timed_pass
+from fleet import generate as mg
+from inference.forecast import TFTForecaster
+from inference.loading import CPU_FORECAST_BATCH
+from inference.service import InferenceService
+from training import load_artifact
+from training.dataset import ENCODER_LENGTH
+from training.scoring import BASELINES, HORIZONS
+from training.splits import holdout_servers
 
-import metrics_generator as mg  # noqa: E402
-from bench.bench_forecast import as_batch, timed_pass  # noqa: E402
-from inference.forecast import TFTForecaster  # noqa: E402
-from inference.loading import CPU_FORECAST_BATCH  # noqa: E402
-from inference.service import InferenceService  # noqa: E402
-from training import load_artifact  # noqa: E402
-from training.scoring import BASELINES  # noqa: E402
-from training.splits import holdout_servers  # noqa: E402
-
-HORIZONS = ("30m", "1h", "8h")
 PARTS = {
     "azure": ("Azure held-out VMs (mean)", "Azure held-out VMs (max)"),
     "nab": ("NAB held-out series", "NAB held-out tails"),
@@ -62,9 +59,10 @@ PARTS = {
 
 def _windows(servers: int, seed: int) -> tuple[np.ndarray, ...]:
     rng = np.random.default_rng(seed)
-    levels = rng.uniform(1, 80, (servers, 1, 14))
-    values = (rng.random((servers, 288, 14)) * levels).astype(np.float32)
-    return values, np.zeros((servers, 288), dtype=np.int8), np.full(servers, 5_900_000)
+    metrics = len(dc.METRIC_COLUMNS)
+    levels = rng.uniform(1, 80, (servers, 1, metrics))
+    values = (rng.random((servers, ENCODER_LENGTH, metrics)) * levels).astype(np.float32)
+    return values, np.zeros((servers, ENCODER_LENGTH), dtype=np.int8), np.full(servers, 5_900_000)
 
 
 def forecast_runner(model: str, servers: int, seed: int = 0) -> Callable[[], None]:

@@ -1,7 +1,7 @@
 """Drill: kill -9 the MongoDB adapter again and again during a backlog; nothing may be lost
 or applied twice.
 
-    python bench/drill_adapter_kill.py [--kills 20] [--servers 300] [--hours 23]
+    python -m bench.drill_adapter_kill [--kills 20] [--servers 300] [--hours 23]
 
 The MongoDB protocol fake holds servers x hours of 1-minute documents; a real daemon
 process receives them from `adapters/mongodb_adapter.py --daemon` (pages of 1,000). The
@@ -24,14 +24,13 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import httpx
+
+from bench.bench_daemon import KEY, start_daemon
+from tests.adapter_helpers import contract_docs
+from tests.protocol_fakes.mongodb import MongoFake
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import httpx  # noqa: E402
-
-from bench.bench_daemon import KEY, start_daemon  # noqa: E402
-from tests.adapter_helpers import contract_docs  # noqa: E402
-from tests.protocol_fakes.mongodb import MongoFake  # noqa: E402
 
 
 def feed(url: str) -> dict:

@@ -1,6 +1,6 @@
 """kill -9 drill: the daemon is killed at random moments while a producer streams to it.
 
-    python bench/drill_kill.py [--reps 20] [--servers 20] [--rate 20] [--seed 0] [--json]
+    python -m bench.drill_kill [--reps 20] [--servers 20] [--rate 20] [--seed 0] [--json]
 
 The daemon (tft_inference_daemon.py, the real model, a state directory) runs as a real
 process; a separate producer process streams through simfeed.sender.FeedSender (the
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,11 +31,8 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.drills import (  # noqa: E402
+from bench.drills import (
     FAST_CLOCK_ENV,
-    STEP,
     Daemon,
     FeedPlan,
     Producer,
@@ -45,6 +41,7 @@ from bench.drills import (  # noqa: E402
     percentile,
     plan_start,
 )
+from data_contract import STEP_SECONDS
 
 BACKFILL_STEPS = 288  # a day of history; older records would be stale (the 24 h window)
 STATE_FILE = "daemon_state.npz"
@@ -55,9 +52,9 @@ STATE_FILE = "daemon_state.npz"
 
 def expected_counts(plan: FeedPlan, ticks: int) -> dict[int, int]:
     """Records produced per 5-minute step (every server alike): distinct timestamps."""
-    counts = {plan.start // STEP + k: 1 for k in range(plan.backfill_steps)}
+    counts = {plan.start // STEP_SECONDS + k: 1 for k in range(plan.backfill_steps)}
     for j in range(ticks):
-        step = (plan.tick_start + plan.tick_s * j) // STEP
+        step = (plan.tick_start + plan.tick_s * j) // STEP_SECONDS
         counts[step] = counts.get(step, 0) + 1
     return counts
 

@@ -16,7 +16,6 @@ import multiprocessing
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,16 +24,12 @@ from typing import Any
 import httpx
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from simfeed.sender import FeedSender  # noqa: E402
-from tests.daemon_helpers import AUTH, free_port, start_daemon  # noqa: E402
+from data_contract import STEP_SECONDS
+from simfeed.sender import FeedSender
+from tests.daemon_helpers import AUTH, free_port, start_daemon
 
 logger = logging.getLogger(__name__)
 
-STEP = 300  # seconds per model step
 # The producer runs faster than the wall clock: timestamps ahead of it are accepted.
 FAST_CLOCK_ENV = {"TFT_MAX_CLOCK_SKEW_S": "0"}
 
@@ -123,7 +118,7 @@ class FeedPlan:
 
     @property
     def tick_start(self) -> int:
-        return self.start + STEP * self.backfill_steps
+        return self.start + STEP_SECONDS * self.backfill_steps
 
     def names(self) -> list[str]:
         return [f"drill{i:05d}" for i in range(self.servers)]
@@ -132,7 +127,7 @@ class FeedPlan:
 def plan_start(backfill_steps: int, now: float | None = None) -> int:
     """A step boundary backfill_steps steps before now: the ticks start about now."""
     now = time.time() if now is None else now
-    return int(now) // STEP * STEP - STEP * backfill_steps
+    return int(now) // STEP_SECONDS * STEP_SECONDS - STEP_SECONDS * backfill_steps
 
 
 def records_at(names: list[str], seconds: int) -> list[dict[str, Any]]:
@@ -209,7 +204,7 @@ def _log_to(path: str | None) -> None:
 def _backfill(plan: FeedPlan, sender: FeedSender) -> None:
     names, room = plan.names(), plan.buffer_records // 2
     for k in range(plan.backfill_steps):
-        sender.enqueue(records_at(names, plan.start + STEP * k))
+        sender.enqueue(records_at(names, plan.start + STEP_SECONDS * k))
         sender.flush(full_only=True)
         while sender.pending > room:  # the daemon is down: wait rather than drop
             if not sender.flush():

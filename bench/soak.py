@@ -1,6 +1,6 @@
 """Soak: the daemon under a steady fleet for a (simulated) hour; does anything grow?
 
-    python bench/soak.py [--servers 1000] [--minutes 60] [--speed 6] [--sample-s 10] [--json]
+    python -m bench.soak [--servers 1000] [--minutes 60] [--speed 6] [--sample-s 10] [--json]
 
 The daemon (tft_inference_daemon.py, the real model) runs as a real process; a separate
 producer process (simfeed.sender.FeedSender) backfills a day of 5-minute history, then
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,9 +27,7 @@ from typing import Any
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.drills import (  # noqa: E402
+from bench.drills import (
     AUTH,
     FAST_CLOCK_ENV,
     Daemon,

@@ -1,6 +1,6 @@
 """Backtest of the early-warning estimate (trouble/) on held-out data, beside the rules.
 
-    python bench/warning_backtest.py --model build/models/tft_copy \
+    python -m bench.warning_backtest --model build/models/tft_copy \
         --fleet build/corpus/server_metrics.parquet \
         --seed42 build/eval/seed42_realistic/server_metrics.parquet \
         --classic build/eval/seed42_classic/server_metrics.parquet --cores build/eval/cores20.json
@@ -29,12 +29,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script, the repository root is not on the path
-    sys.path.insert(0, str(ROOT))
-
 import data_contract as dc  # noqa: E402
 from bench import early_warning as ew  # noqa: E402
+from env_settings import configure_logging
 from training import scoring  # noqa: E402
 from training import warning_data as wd  # noqa: E402
 from trouble import evidence as ev  # noqa: E402
@@ -255,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     from training.artifact import load_artifact
 
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging("INFO")
     torch.set_num_threads(1)
     loaded = load_artifact(args.model)
     model = WarningModel.load(args.warning or loaded.path)

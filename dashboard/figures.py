@@ -7,15 +7,9 @@ from typing import Any
 import plotly.graph_objects as go
 
 from dashboard import tables
+from dashboard.colours import LEVEL_COLOURS
 from risk import LEVEL_NAMES, RISK_METRICS, RISK_SOURCES, RISK_THRESHOLDS
 
-LEVEL_COLOURS: dict[str, str] = {
-    "healthy": "#2ca02c",
-    "watch": "#f0c000",
-    "warning": "#ff7f0e",
-    "critical": "#d62728",
-    "unknown": "#7f7f7f",
-}
 # Charted on the server page: the risk metrics (load per core needs core counts the
 # dashboard does not have, so load_average is charted without threshold lines).
 CHART_METRICS: tuple[str, ...] = tuple(m for m in RISK_METRICS if m != "load_per_core") + (
@@ -61,7 +55,12 @@ def heatmap_figure(predict: dict[str, Any], limit: int = 200) -> go.Figure:
             y=names,
             zmin=0,
             zmax=100,
-            colorscale=[[0, "#f7f7f7"], [0.3, "#f0c000"], [0.5, "#ff7f0e"], [1, "#d62728"]],
+            colorscale=[
+                [0, "#f7f7f7"],
+                [0.3, LEVEL_COLOURS["watch"]],
+                [0.5, LEVEL_COLOURS["warning"]],
+                [1, LEVEL_COLOURS["critical"]],
+            ],
             hovertemplate="%{y} · %{x}: %{z} points<extra></extra>",
         )
     )

@@ -1,7 +1,8 @@
 """Settings of the dashboard: CLI flags over environment over .env.
 
 Only TFT_API_KEY is shared with the rest of the stack; every other variable has the
-prefix TFT_DASHBOARD_ (e.g. TFT_DASHBOARD_DAEMON_URL). Built once, in dash_app.main().
+prefix TFT_DASHBOARD_ (e.g. TFT_DASHBOARD_DAEMON_URL). Built once, in dash_app.main(). The
+.env is the one every process reads (env_settings.env_file).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from env_settings import env_file
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -26,7 +29,7 @@ class DashboardSettings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix="TFT_DASHBOARD_",
-        env_file=ROOT / ".env",
+        env_file=env_file(),  # TFT_ENV_FILE, else ./.env
         extra="ignore",
         populate_by_name=True,
     )

@@ -9,11 +9,12 @@ import re
 from typing import Any
 from urllib.parse import quote
 
+from data_contract import REPORTED_HORIZONS
 from risk import LEVEL_NAMES, RISK_METRICS
 
 KEY_METRICS: tuple[str, ...] = ("cpu_idle_pct", "mem_used_pct", "disk_usage_pct", "load_average")
 FORECAST_METRICS: tuple[str, ...] = ("mem_used_pct", "disk_usage_pct")
-HORIZONS: tuple[str, ...] = ("30m", "1h", "8h")
+HORIZONS: tuple[str, ...] = tuple(REPORTED_HORIZONS)  # ("30m", "1h", "8h")
 METHODS: tuple[str, ...] = ("tft", "last_value", "seasonal_naive")
 
 

@@ -6,8 +6,10 @@ from typing import Any
 
 import dash_ag_grid as dag
 
+from dashboard.colours import LEVEL_COLOURS as ALL_LEVEL_COLOURS
+
 # Row colours by risk level, as JavaScript conditions on a row's field (see grid()).
-LEVEL_COLOURS: dict[str, str] = {"critical": "#d62728", "warning": "#ff7f0e"}
+LEVEL_COLOURS: dict[str, str] = {lv: ALL_LEVEL_COLOURS[lv] for lv in ("critical", "warning")}
 
 
 def level_rules(field: str) -> list[tuple[str, dict[str, str]]]:

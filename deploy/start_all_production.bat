@@ -6,7 +6,7 @@ REM   deploy\start_all_production.bat                 (source: the metrics gener
 REM   deploy\start_all_production.bat mongodb         (adapters\mongodb_adapter.py)
 REM   deploy\start_all_production.bat elasticsearch   (adapters\elasticsearch_adapter.py)
 REM Settings: PYTHON (default .venv\Scripts\python.exe); the rest from .env (see .env.example).
-REM Every process reads TFT_API_KEY from .env in the repository itself.
+REM Every process reads TFT_API_KEY from .env in its working directory, the repository.
 setlocal EnableExtensions
 cd /d "%~dp0.."
 if "%PYTHON%"=="" set "PYTHON=.venv\Scripts\python.exe"

@@ -11,7 +11,8 @@
 #   SOURCE                  generator | mongodb | elasticsearch (default generator)
 #   PYTHON                  default .venv/bin/python
 #   TFT_ENV_FILE            env file with TFT_API_KEY (default .env); given a missing file or
-#                           one without a key, generate_api_key.py writes one into it
+#                           one without a key, generate_api_key.py writes one into it; every
+#                           process started reads it (exported, made absolute)
 #   TFT_RUN_DIR             logs and pid files (default state/run)
 #   TFT_STATE_DIR           the daemon's state (default state)
 #   TFT_ADAPTER_CONFIG      the adapter's config (default adapters/SOURCE_adapter_config.json)
@@ -62,6 +63,8 @@ if [ -z "${TFT_API_KEY:-}" ]; then
     "$PY" "$ROOT/generate_api_key.py" --env-file "$ENV_FILE" --example "$ROOT/.env.example"
 fi
 if [ -f "$ENV_FILE" ]; then load_env_file "$ENV_FILE"; fi
+# Every process reads this file too (env_settings.env_file), the adapters' key included.
+export TFT_ENV_FILE=$ENV_FILE
 [ -n "${TFT_API_KEY:-}" ] || fail "no TFT_API_KEY in the environment or in $ENV_FILE"
 
 SOURCE=${SOURCE:-generator}
@@ -80,16 +83,6 @@ case "$SOURCE" in
     mongodb | elasticsearch) SOURCE_SCRIPT=adapters/${SOURCE}_adapter.py ;;
     *) fail "SOURCE=$SOURCE: use generator, mongodb or elasticsearch" ;;
 esac
-
-# The adapters take TFT_API_KEY from the repository's .env before the environment (the
-# spec's order): with another env file, a different key there would be refused (403).
-if [ "$SOURCE" != generator ] && [ "$ENV_FILE" != "$ROOT/.env" ] && [ -f "$ROOT/.env" ]; then
-    repo_key=$(sed -n 's/^TFT_API_KEY=//p' "$ROOT/.env" | head -n 1 | tr -d "\"' ")
-    if [ -n "$repo_key" ] && [ "$repo_key" != "$TFT_API_KEY" ]; then
-        echo "warning: $SOURCE_SCRIPT will use the TFT_API_KEY of $ROOT/.env, which differs" \
-            "from this one: the daemon will refuse it (403)" >&2
-    fi
-fi
 
 # connect_host HOST: where to reach a server bound to HOST (0.0.0.0 means any: loopback).
 connect_host() {

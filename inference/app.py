@@ -28,12 +28,12 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 import data_contract as dc
+from contract_parse import FeedRejected, TooManyRecords
 from inference import early_warning as ew
 from inference import views
 from inference.buffers import FleetBuffers
 from inference.feed import unusable_body
 from inference.forecast import Forecaster
-from inference.ingest import FeedRejected, TooManyRecords
 from inference.loading import ModelLoadError, load_forecaster, reload_path
 from inference.persistence import restore_state, save_state
 from inference.service import InferenceService
@@ -236,7 +236,8 @@ def _add_routes(app: FastAPI, settings: DaemonSettings, auth: Any) -> None:
         except (OSError, WriteAheadLogError) as exc:  # nothing acknowledged: senders retry
             logger.error("feed not logged durably, answering 503: %s", exc)
             return JSONResponse({"detail": f"write-ahead log: {exc}"}, 503)
-        return JSONResponse(result, 422 if result["status"] == "rejected" else 200)
+        code = 422 if result.status == "rejected" else 200
+        return Response(result.json_bytes(), code, media_type="application/json")
 
     @app.get("/predict", dependencies=[auth])
     def predict(

@@ -1,46 +1,32 @@
-"""The /feed answer's parts that are pure: the clock-skew check, the counts, the log.
+"""The /feed answer's parts that are pure: the clock-skew check, the answer, the log.
 
 Every record of a body is either applied, a duplicate (a tick seen before: retries are
 safe), stale (see inference/buffers.py) or rejected with {index, field, problem}:
 invalid by the contract, dated later than the daemon's clock allows
-(TFT_MAX_CLOCK_SKEW_S), or a new server past TFT_MAX_SERVERS. The answer lists the first
-errors and counts them all (inference/problems.py).
+(TFT_MAX_CLOCK_SKEW_S), or a new server past TFT_MAX_SERVERS (feedclient.outcomes).
+The answer (feedclient.answer.FeedAnswer, the model the senders read) lists the first
+errors and counts them all (contract_parse.Problems).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
+from contract_parse import Batch, Problems, combine
+from feedclient.answer import FeedAnswer
+from feedclient.outcomes import OUTCOMES, Counts
 from inference.buffers import Applied
-from inference.ingest import Batch
 from inference.predictions import iso
-from inference.problems import Problems, combine
 
-COUNTS = ("received", "applied", "duplicates", "stale", "rejected")
+# The record counts of /feed since start (InferenceService.feed_stats, shown by /health).
+FEED_COUNTS = ("received", *OUTCOMES, "evicted_servers")
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class FeedStats:
-    """Record counts of /feed since start (shown by /health)."""
-
-    received: int = 0
-    applied: int = 0
-    duplicates: int = 0
-    stale: int = 0
-    rejected: int = 0
-    evicted_servers: int = 0
-
-    def add(self, result: dict[str, Any]) -> None:
-        """Count one /feed answer."""
-        for name in COUNTS:
-            setattr(self, name, getattr(self, name) + result[name])
-
-    def as_dict(self) -> dict[str, int]:
-        return dict(vars(self))
+def feed_counts() -> Counts:
+    return Counts(FEED_COUNTS)
 
 
 def within_skew(batch: Batch, now: float, max_skew_s: float) -> tuple[Batch, Problems]:
@@ -60,54 +46,60 @@ def within_skew(batch: Batch, now: float, max_skew_s: float) -> tuple[Batch, Pro
     return batch.subset(~ahead), problems
 
 
-def feed_result(applied: Applied, found: list[Problems]) -> dict[str, Any]:
-    """The counts and errors of a /feed answer: found are the problems met before applying
-    (contract, clock skew); rejected counts records (one may have several errors)."""
+def feed_answer(
+    applied: Applied, found: list[Problems], servers: int, warmup_progress: float
+) -> FeedAnswer:
+    """The /feed answer: found are the problems met before applying (contract, clock
+    skew); rejected counts records (one may have several errors); servers and
+    warmup_progress are the fleet's after applying."""
     fleet = Problems()
     fleet.add_errors(applied.rejected)
     problems = combine([*found, fleet])
     rejected = problems.rejected
     received = applied.received - len(applied.rejected) + rejected
-    status = "ok" if not rejected else "partial" if rejected < received else "rejected"
-    return {
-        "status": status,
-        "received": received,
-        "applied": applied.applied,
-        "duplicates": applied.duplicates,
-        "stale": applied.stale,
-        "rejected": rejected,
-        "errors": problems.errors,
-        "error_counts": problems.counted(),
-    }
+    return FeedAnswer(
+        status=FeedAnswer.status_for(received, rejected),
+        received=received,
+        applied=applied.applied,
+        duplicates=applied.duplicates,
+        stale=applied.stale,
+        rejected=rejected,
+        errors=problems.errors,
+        error_counts=problems.counted(),
+        new_servers=applied.new_servers,
+        servers=servers,
+        warmup_progress=warmup_progress,
+    )
 
 
-def unusable_body(errors: list[dict[str, Any]]) -> dict[str, Any]:
-    """The answer to a body that is not a JSON array (422): every count 0."""
+def unusable_body(errors: list[dict[str, Any]]) -> FeedAnswer:
+    """The answer to a body that is not a JSON array (422): every count 0, no fleet."""
     problems = Problems()
     problems.add_errors(errors)
-    return {
-        "status": "rejected",
-        **dict.fromkeys(COUNTS, 0),
-        "errors": problems.errors,
-        "error_counts": problems.counted(),
-    }
+    return FeedAnswer(
+        status="rejected",
+        received=0,
+        **dict.fromkeys(OUTCOMES, 0),
+        errors=problems.errors,
+        error_counts=problems.counted(),
+    )
 
 
-def log_feed(result: dict[str, Any]) -> None:
-    if result["rejected"]:
-        first = result["errors"][0]
+def log_feed(answer: FeedAnswer) -> None:
+    if answer.rejected:
+        first = answer.errors[0]
         logger.warning(
             "feed: rejected %d of %d records, first: record %s, %s: %s",
-            result["rejected"],
-            result["received"],
+            answer.rejected,
+            answer.received,
             first["index"],
             first["field"],
             first["problem"],
         )
-    if result["stale"]:
+    if answer.stale:
         logger.warning(
             "feed: %d of %d records are stale (older than the 27 h window, or behind the "
             "3 h late window and not newer than their step's ticks) and were dropped",
-            result["stale"],
-            result["received"],
+            answer.stale,
+            answer.received,
         )

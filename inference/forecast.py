@@ -29,9 +29,9 @@ from training.inputs import assemble_inputs, encode_categories, window_times
 
 logger = logging.getLogger(__name__)
 
-QUANTILES = ("p10", "p50", "p90")
-LOW = np.array([m.low for m in dc.METRICS], dtype=np.float32)
-HIGH = np.array([np.inf if m.high is None else m.high for m in dc.METRICS], dtype=np.float32)
+QUANTILES = dc.QUANTILES
+LOW = dc.METRIC_LOW.astype(np.float32)
+HIGH = dc.METRIC_HIGH.astype(np.float32)
 
 
 class Forecaster(Protocol):
@@ -108,7 +108,12 @@ class TFTForecaster:
 class SeasonalNaiveForecaster:
     """Same time yesterday, for every quantile; served only when asked for (--baseline)."""
 
-    def __init__(self, horizon: int = 96, period: int = 288, reason: str = "") -> None:
+    def __init__(
+        self,
+        horizon: int = dc.REPORTED_HORIZONS["8h"],
+        period: int = dc.STEPS_PER_DAY,
+        reason: str = "",
+    ) -> None:
         self.horizon, self.period = horizon, period
         self.info = {
             "kind": "seasonal_naive",

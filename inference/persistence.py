@@ -3,14 +3,14 @@ replaying the write-ahead log (inference/wal.py) of the batches accepted since.
 
 The file holds every buffer array, the server names, the cached trajectories and a JSON
 header (format, ring and step sizes, contract columns and states, the model that made
-the forecasts, wal_from). It is written to a uniquely named temporary file (mode 0600),
-fsynced, renamed over the old one and the directory fsynced, so a crash leaves either
-the old or the new file; a lock keeps two saves (the periodic one and the shutdown one)
-from interleaving. With a write-ahead log, the snapshot rotates it under the service
-lock: segments below ``wal_from`` hold only records already in the snapshot, and are
-deleted once it is durable. On start the state file is restored, then the segments
-from ``wal_from`` on (all of them without a usable file) are applied again, so no
-acknowledged record is lost or applied twice.
+the forecasts, wal_from). It is written durably (durable.write_atomically): a uniquely
+named temporary file (mode 0600), fsynced, renamed over the old one and the directory
+fsynced, so a crash leaves either the old or the new file; a lock keeps two saves (the
+periodic one and the shutdown one) from interleaving. With a write-ahead log, the
+snapshot rotates it under the service lock: segments below ``wal_from`` hold only
+records already in the snapshot, and are deleted once it is durable. On start the state
+file is restored, then the segments from ``wal_from`` on (all of them without a usable
+file) are applied again, so no acknowledged record is lost or applied twice.
 
 Files of older formats are migrated (inference/state_file.py). A file with a newer
 format, one that cannot be read, one that does not fit this daemon, or one that fails
@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -38,11 +37,12 @@ import numpy as np
 
 import data_contract as dc
 import risk
+from durable import PRIVATE, write_atomically
 from inference import accuracy, state_file
 from inference.buffers import ARRAYS, FleetBuffers
 from inference.service import InferenceService
 from inference.state_file import FORMAT, StateFileError
-from inference.wal import WriteAheadLog, fsync_directory
+from inference.wal import WriteAheadLog
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def save_state(
         directory.mkdir(parents=True, exist_ok=True)
         arrays = collect(service, wal)
         target = directory / STATE_FILE
-        _write_durably(arrays, directory, target)
+        _write_durably(arrays, target)
         header = json.loads(str(arrays["header"]))
         if wal is not None:
             wal.truncate(header["wal_from"])
@@ -103,20 +103,10 @@ def save_state(
     return target
 
 
-def _write_durably(arrays: dict[str, np.ndarray], directory: Path, target: Path) -> None:
-    """A unique temporary file (mode 0600), fsynced, renamed over target, the directory
-    fsynced: after a crash there is the old file or the new one, never a mix."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{STATE_FILE}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, allow_pickle=False, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_directory(directory)
+def _write_durably(arrays: dict[str, np.ndarray], target: Path) -> None:
+    """durable.write_atomically (mode 0600): after a crash there is the old file or the
+    new one, never a mix; its temporary file is .STATE_FILE.*.tmp."""
+    write_atomically(target, lambda out: np.savez(out, allow_pickle=False, **arrays), mode=PRIVATE)
 
 
 def _remove_temporaries(directory: Path) -> None:

@@ -37,8 +37,8 @@ import orjson
 import data_contract as dc
 from risk import Assessment
 
-HORIZONS = {"30m": 6, "1h": 12, "8h": 96}
-QUANTILES = ("p10", "p50", "p90")
+HORIZONS = dc.REPORTED_HORIZONS  # {"30m": 6, "1h": 12, "8h": 96}
+QUANTILES = dc.QUANTILES
 ACCURACY_METHODS = ("tft", "last_value", "seasonal_naive")  # see inference/accuracy.py
 DECIMALS = 3
 

@@ -16,21 +16,22 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import orjson
 
 import risk
+from contract_parse import LISTED, Batch, Problems, check_records, fast_batch, load_records
+from feedclient.answer import FeedAnswer
+from feedclient.outcomes import Counts
 from inference import early_warning as ew
 from inference.accuracy import AccuracyTracker, substitute
 from inference.buffers import FleetBuffers
 from inference.cache import Forecast, PassStats
-from inference.feed import FeedStats, feed_result, log_feed, within_skew
+from inference.feed import feed_answer, feed_counts, log_feed, within_skew
 from inference.forecast import Forecaster
-from inference.ingest import Batch, check_records, fast_batch, load_records
 from inference.predictions import forecast_fields, horizon_values, iso, risk_fields
-from inference.problems import LISTED, Problems
 from inference.windows import Snapshot, window_values
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class InferenceService:
     cache: dict[int, Forecast] = field(default_factory=dict)
     chunk_size: int = 512  # servers per model call group in a pass
     stats: PassStats = field(default_factory=PassStats)
-    feed_stats: FeedStats = field(default_factory=FeedStats)
+    feed_stats: Counts = field(default_factory=feed_counts)  # /feed's (inference/feed.py)
     accuracy: AccuracyTracker = field(default_factory=AccuracyTracker)
     serve_better: bool = False  # per metric, serve a baseline that beat the TFT (a day)
     max_clock_skew_s: float = 300.0  # ticks later than now + this are rejected; 0: off
@@ -65,20 +66,20 @@ class InferenceService:
 
     # --- /feed ------------------------------------------------------------------------
 
-    def feed(self, body: bytes) -> dict[str, Any]:
+    def feed(self, body: bytes) -> FeedAnswer:
         """Apply the valid records of a body (FeedRejected: the body is not an array;
         TooManyRecords: more than max_records). status "ok", "partial" (some rejected) or
         "rejected" (none applied: HTTP 422). Off the event loop: invalid records take time."""
         records = load_records(body, self.max_records)
         return self._apply(*check_records(records, LISTED))
 
-    def feed_fast(self, body: bytes) -> dict[str, Any] | None:
+    def feed_fast(self, body: bytes) -> FeedAnswer | None:
         """feed() for a body the fast path takes whole (cheap enough for the event loop);
         None for any other, which feed() must check."""
         batch = fast_batch(load_records(body, self.max_records))
         return None if batch is None else self._apply(batch, Problems())
 
-    def _apply(self, batch: Batch, problems: Problems) -> dict[str, Any]:
+    def _apply(self, batch: Batch, problems: Problems) -> FeedAnswer:
         now = self.clock()
         batch, ahead = within_skew(batch, now, self.max_clock_skew_s)
         with self.lock:
@@ -87,13 +88,11 @@ class InferenceService:
             applied = self.buffers.apply(batch, now)
             servers, progress = len(self.buffers), self.fleet_progress(now)
         self.wake.set()
-        result = feed_result(applied, [problems, ahead])
-        result |= {"new_servers": applied.new_servers, "servers": servers}
-        result["warmup_progress"] = progress
+        answer = feed_answer(applied, [problems, ahead], servers, progress)
         with self.lock:
-            self.feed_stats.add(result)
-        log_feed(result)
-        return result
+            self.feed_stats.add(answer)
+        log_feed(answer)
+        return answer
 
     def fleet_progress(self, now: float | None = None) -> float:
         """The fleet's mean warmup, in percent (0 with no servers)."""

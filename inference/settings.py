@@ -1,4 +1,8 @@
-"""The inference daemon's settings: environment (TFT_*), .env, then command-line flags."""
+"""The inference daemon's settings: environment (TFT_*), .env, then command-line flags.
+
+The .env is the one every process reads (env_settings.env_file: TFT_ENV_FILE, else .env in
+the working directory).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,13 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from env_settings import env_file
+
 
 class DaemonSettings(BaseSettings):
     """Every setting is listed in .env.example; main() builds this once."""
 
-    model_config = SettingsConfigDict(env_prefix="TFT_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="TFT_", env_file=env_file(), extra="ignore")
 
     api_key: SecretStr | None = None  # TFT_API_KEY: required unless insecure_no_auth
     insecure_no_auth: bool = False  # serve without authentication (development only)

@@ -31,7 +31,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from inference.ingest import Batch
+from contract_parse import Batch
+from durable import fsync_directory
 from inference.wal_frames import encode, read_segment
 
 logger = logging.getLogger(__name__)
@@ -42,15 +43,6 @@ _sync = getattr(os, "fdatasync", os.fsync)  # the data and the file's size, not 
 
 class WriteAheadLogError(RuntimeError):
     """The log cannot be used as asked; the message says how to fix it."""
-
-
-def fsync_directory(directory: Path) -> None:
-    """Make a file's creation, rename or deletion in directory durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class WriteAheadLog:

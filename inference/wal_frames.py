@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from inference.ingest import Batch
+from contract_parse import Batch
 
 logger = logging.getLogger(__name__)
 

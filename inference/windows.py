@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import data_contract as dc
-from inference.ingest import STATE_CODES
+from contract_parse import STATE_CODES
 
 MEAN = dc.MEAN_INDEX
 OFFLINE = STATE_CODES["offline"]

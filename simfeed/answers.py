@@ -1,78 +1,28 @@
-"""The daemon's answers to a /feed batch: what became of each record, and what to log.
+"""What the generator logs of the daemon's answers to its /feed batches.
 
-The daemon applies every valid record of a batch. It answers 200 with counts
-{"status": "ok" | "partial", "received", "applied", "duplicates", "stale", "rejected",
-"errors": [{"index", "field", "problem"}, ...], "warmup_progress", ...}, or 422 with the
-same counts (status "rejected", applied 0) when nothing could be applied. An older daemon
-answers 200 without counts (then the whole batch counts as applied) or 422 with the
-errors under "detail" (then the whole batch counts as rejected). Rejected records are
-never resent: resending the same bad data cannot succeed.
+The answer itself (FeedAnswer: counts per outcome, the rejected records' errors, the
+warmup) is feedclient.answer's, read the same way by the adapters. Rejected records are
+logged with their server and timestamp, and never resent: resending the same bad data
+cannot succeed.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from feedclient.answer import FeedAnswer
+
 logger = logging.getLogger(__name__)
 
-COUNTS: tuple[str, ...] = ("applied", "duplicates", "stale", "rejected")
 SHOWN_ERRORS = 3  # errors quoted in the warning; the daemon's answer has them all
 SKEW_HINT = (
     "; timestamps further ahead of the daemon's clock than TFT_MAX_CLOCK_SKEW_S "
     "(default 300 s) are refused: with --speed > 1 start the daemon with "
     "TFT_MAX_CLOCK_SKEW_S=0"
 )
-
-
-@dataclass(frozen=True)
-class FeedAnswer:
-    """One answered batch: its records by outcome (COUNTS), the errors and the warmup."""
-
-    applied: int = 0
-    duplicates: int = 0
-    stale: int = 0
-    rejected: int = 0
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    warmup: float | None = None
-
-    def counts(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in COUNTS}
-
-
-def read_answer(response: httpx.Response, n: int, default: str) -> FeedAnswer:
-    """The answer to a batch of n records. Records the counts leave out count as
-    `default`: all n without counts (an older daemon, or a 4xx that is not a /feed
-    answer), all n of a 422 for an unusable body (every count 0)."""
-    body = _json(response)
-    errors, warmup = _errors(body), body.get("warmup_progress")
-    warmup = warmup if isinstance(warmup, int | float) else None
-    counts = {name: _count(body.get(name)) for name in COUNTS}
-    counts[default] += max(n - sum(counts.values()), 0)
-    return FeedAnswer(**counts, errors=errors, warmup=warmup)
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and value >= 0 else 0
-
-
-def _errors(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """{index, field, problem} items: "errors", or an older daemon's 422 "detail"."""
-    errors = body.get("errors", body.get("detail"))
-    if not isinstance(errors, list):
-        return []
-    return [e for e in errors if isinstance(e, dict)]
 
 
 def describe_errors(errors: list[dict[str, Any]], batch: list[dict[str, Any]]) -> str:
@@ -131,8 +81,9 @@ def log_answer(
 
 def _warmup(answer: FeedAnswer) -> str:
     """' (warmup 65.2%)' while the daemon reports warmup below 100, else ''."""
-    if answer.warmup is not None and answer.warmup < 100:
-        return f" (warmup {answer.warmup:.1f}%)"
+    warmup = answer.warmup_progress
+    if warmup is not None and warmup < 100:
+        return f" (warmup {warmup:.1f}%)"
     return ""
 
 

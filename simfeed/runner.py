@@ -22,8 +22,9 @@ import httpx
 import pandas as pd
 import uvicorn
 
-import fleet_model as fm
-from metrics_generator import FleetSimulator
+from durable import write_atomically
+from fleet.profiles import PROFILE_BY_NAME, fleet_servers
+from fleet.simulator import FleetSimulator
 from simfeed.control import create_control_app
 from simfeed.records import aggregate_steps, time_major, to_records
 from simfeed.scenarios import ScenarioController, check_servers, default_servers
@@ -273,14 +274,9 @@ def _finish(sender: FeedSender) -> None:
 
 def fleet_cores(n_servers: int) -> dict[str, int]:
     """Each simulated server's core count (its profile's); names do not depend on the seed."""
-    return {name: fm.PROFILE_BY_NAME[p].cores for name, p in fm.fleet_servers(n_servers).items()}
+    return {name: PROFILE_BY_NAME[p].cores for name, p in fleet_servers(n_servers).items()}
 
 
 def write_cores_file(path: str | os.PathLike[str], n_servers: int) -> None:
-    """Write {server: cores} as JSON (atomically), for the daemon's TFT_SERVER_CORES_FILE."""
-    target = os.fspath(path)
-    tmp = f"{target}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(fleet_cores(n_servers), handle, indent=2)
-        handle.write("\n")
-    os.replace(tmp, target)
+    """Write {server: cores} as JSON (durably), for the daemon's TFT_SERVER_CORES_FILE."""
+    write_atomically(path, json.dumps(fleet_cores(n_servers), indent=2) + "\n")

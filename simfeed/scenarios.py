@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from metrics_generator import FleetSimulator
+from fleet.simulator import FleetSimulator
 from simfeed.settings import Scenario
 
 logger = logging.getLogger(__name__)

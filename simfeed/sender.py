@@ -1,7 +1,7 @@
 """FeedSender: POST records to the daemon's /feed, in order, through a bounded retry buffer.
 
 Records wait in one FIFO buffer and leave it only once the daemon has answered for them.
-- 2xx: answered. The daemon's counts (simfeed.answers) say how many records it applied,
+- 2xx: answered. The daemon's counts (feedclient.answer) say how many records it applied,
   found duplicate or stale, or rejected; rejected records are logged and never resent.
 - other 4xx (e.g. 422, nothing applicable): the batch is answered for; its records count
   as rejected (or as the answer's counts say), are logged and never resent.
@@ -11,6 +11,7 @@ Records wait in one FIFO buffer and leave it only once the daemon has answered f
   was reused) is resent once at once before that.
 - 401/403: the key is missing or wrong; logged as such, kept, retried at backoff_max
   (a daemon restarted with the right key gets everything).
+(feedclient.post holds the POST and what each status code means, shared with the adapters.)
 - 413: the batch size is halved and the same records are sent again at once.
 The buffer holds at most max_records; beyond that the oldest unsent records are dropped,
 counted and logged. Retrying a batch is safe: the daemon treats a repeated
@@ -25,25 +26,22 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
 import orjson
 
-from simfeed.answers import FeedAnswer, log_answer, read_answer
+from feedclient.answer import FeedAnswer, read_answer
+from feedclient.outcomes import OUTCOMES, Counts
+from feedclient.post import AUTH_HINT, RETRYABLE, post_feed, reason
+from simfeed.answers import log_answer
 
 logger = logging.getLogger(__name__)
 
-FEED_PATH = "/feed"
-RETRYABLE = frozenset({408, 429})
-# The connection broke under a request (reset, closed before the answer, broken pipe):
-# on a reused keep-alive connection, the daemon closed it as it went idle.
-CONNECTION_CLOSED = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
-AUTH_HINT = {
-    401: "the daemon requires an API key: set TFT_API_KEY (python generate_api_key.py)",
-    403: "TFT_API_KEY does not match the daemon's key",
-}
+# The sender's counts since start (FeedSender.stats); failures counts consecutive failed
+# attempts. forwarded: records the daemon answered for (2xx or 4xx), split by its answer
+# into the OUTCOMES. produced = forwarded + dropped + buffered.
+SENDER_COUNTS = ("produced", "forwarded", *OUTCOMES, "dropped", "failures")
 
 
 class Outcome(enum.Enum):
@@ -51,32 +49,6 @@ class Outcome(enum.Enum):
     REJECTED = "rejected"  # 4xx: answered, nothing applied, never retried
     RESIZED = "resized"  # 413: same records again, smaller batch
     RETRY = "retry"  # kept; retry after the backoff
-
-
-@dataclass
-class SenderStats:
-    """Record counts since start; failures counts consecutive failed attempts.
-
-    forwarded: records the daemon answered for (2xx or 4xx), split by its answer into
-    applied + duplicates + stale + rejected. produced = forwarded + dropped + buffered."""
-
-    produced: int = 0
-    forwarded: int = 0
-    applied: int = 0
-    duplicates: int = 0
-    stale: int = 0
-    rejected: int = 0
-    dropped: int = 0
-    failures: int = 0
-
-    def add(self, answer: FeedAnswer, n: int) -> None:
-        """Count a batch of n records the daemon answered for."""
-        self.forwarded += n
-        for name, value in answer.counts().items():
-            setattr(self, name, getattr(self, name) + value)
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
 
 
 class FeedSender:
@@ -93,7 +65,7 @@ class FeedSender:
     ) -> None:
         self.client, self.batch_size, self.max_records = client, batch_size, max_records
         self.backoff_initial, self.backoff_max, self.clock = backoff_initial, backoff_max, clock
-        self.stats = SenderStats()
+        self.stats = Counts(SENDER_COUNTS)
         self.quiet = False  # True while streaming: routine answers are logged at debug
         self._buffer: deque[dict[str, Any]] = deque()
         self._next_attempt = 0.0
@@ -151,21 +123,11 @@ class FeedSender:
         return not self._buffer
 
     def _post(self, batch: list[dict[str, Any]]) -> Outcome:
-        try:
-            response = self._request(orjson.dumps(batch))
+        try:  # a connection broken under the POST is resent at once, before the backoff
+            response = post_feed(self.client, orjson.dumps(batch), logger)
         except httpx.TransportError as exc:
-            return self._retry(_reason(exc))
+            return self._retry(reason(exc))
         return self._handle(response, batch)
-
-    def _request(self, body: bytes) -> httpx.Response:
-        """POST body; when the connection broke under it, once more at once (a fresh
-        connection) before the backoff: the keep-alive race is not an outage."""
-        headers = {"Content-Type": "application/json"}
-        try:
-            return self.client.post(FEED_PATH, content=body, headers=headers)
-        except CONNECTION_CLOSED as exc:
-            logger.info("Connection to the TFT daemon broke (%s); resending at once", _reason(exc))
-            return self.client.post(FEED_PATH, content=body, headers=headers)
 
     def _handle(self, response: httpx.Response, batch: list[dict[str, Any]]) -> Outcome:
         code, n = response.status_code, len(batch)
@@ -194,9 +156,14 @@ class FeedSender:
             )
         self.stats.failures, self._next_attempt = 0, 0.0
         answer = read_answer(response, len(batch), default)
-        self.stats.add(answer, len(batch))
+        self.count(answer, len(batch))
         log_answer(answer, batch, response, self.quiet)
         return Outcome.SENT if response.status_code < 300 else Outcome.REJECTED
+
+    def count(self, answer: FeedAnswer, n: int) -> None:
+        """Count a batch of n records the daemon (or the database) answered for."""
+        self.stats.forwarded += n
+        self.stats.add(answer)
 
     def _retry(self, reason: str, delay: float | None = None) -> Outcome:
         self.stats.failures += 1
@@ -211,7 +178,3 @@ class FeedSender:
             delay,
         )
         return Outcome.RETRY
-
-
-def _reason(exc: httpx.TransportError) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

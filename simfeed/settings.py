@@ -1,18 +1,19 @@
 """Settings of the metrics generator daemon: CLI flags over environment over .env.
 
 Only TFT_API_KEY is shared with the rest of the stack; every other variable has the
-prefix TFT_GENERATOR_ (e.g. TFT_GENERATOR_DAEMON_URL). Built once, in main().
+prefix TFT_GENERATOR_ (e.g. TFT_GENERATOR_DAEMON_URL). Built once, in main(). The .env is
+the one every process reads (env_settings.env_file).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ROOT = Path(__file__).resolve().parent.parent
+from env_settings import env_file
+
 Scenario = Literal["healthy", "degrading", "critical", "cascade"]
 MAX_BATCH = 5_000  # records per POST: about 2 MB of JSON, well under the daemon's 16 MiB
 
@@ -22,7 +23,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix="TFT_GENERATOR_",
-        env_file=ROOT / ".env",
+        env_file=env_file(),  # TFT_ENV_FILE, else ./.env
         extra="ignore",
         populate_by_name=True,
     )

@@ -17,7 +17,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from simfeed.answers import FeedAnswer
+from feedclient.answer import FeedAnswer
 from simfeed.sender import FeedSender, Outcome
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class DatabaseSink(FeedSender):
         if self.stats.failures:
             logger.info("%s reachable again", self.target)
         self.stats.failures, self._next_attempt = 0, 0.0
-        self.stats.add(answer, n)
+        self.count(answer, n)
         logger.debug("wrote %d records to %s", n, self.target)
         return Outcome.SENT
 

@@ -14,9 +14,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-STEP_SECONDS = 300
+from data_contract import STEP_SECONDS
+
 STEP = pd.Timedelta(seconds=STEP_SECONDS)
-TICK_CHOICES: tuple[int, ...] = tuple(d for d in range(1, STEP_SECONDS + 1) if 300 % d == 0)
+TICK_CHOICES: tuple[int, ...] = tuple(
+    d for d in range(1, STEP_SECONDS + 1) if STEP_SECONDS % d == 0
+)
 
 
 def tick_seconds(interval: float, speed: float) -> int:

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from adapters import state
-from adapters.base import Doc, Loop, Totals
+from adapters.base import Doc, Loop, new_totals
 from adapters.config import AdapterSettings
 from adapters.forward import DaemonUnavailable
 from adapters.quarantine import Quarantine
 from adapters.runner import AdapterSpec
+from feedclient.outcomes import Counts
 from tests.daemon_helpers import ROOT, make_record
 
 STEP = timedelta(minutes=5)
@@ -98,11 +99,11 @@ class Recorder:
         self.sent: list[dict[str, Any]] = []
         self.down = False
 
-    def __call__(self, records: list[dict[str, Any]]) -> Totals:
+    def __call__(self, records: list[dict[str, Any]]) -> Counts:
         if self.down and records:
             raise DaemonUnavailable("down")
         self.sent += records
-        return Totals(records=len(records), applied=len(records))
+        return new_totals(records=len(records), applied=len(records))
 
 
 def keys(records: list[dict[str, Any]]) -> list[tuple[str, str]]:

@@ -14,7 +14,7 @@ import data_contract as dc
 def synthetic_fleet(n_servers: int = 4, days: float = 3.0, seed: int = 0) -> pd.DataFrame:
     """A tiny gap-free contract-valid frame with a daily cycle: simple, exact test data.
 
-    Tests of realistic behaviour use metrics_generator.generate_fleet instead.
+    Tests of realistic behaviour use fleet.generate.generate_fleet instead.
     """
     rng = np.random.default_rng(seed)
     steps = int(days * 288)

@@ -15,7 +15,7 @@ from adapters import runner
 from adapters.base import Loop
 from adapters.config import AdapterSettings
 from adapters.elasticsearch_adapter import SPEC, EsAdapterConfig, connect
-from inference.ingest import parse_feed
+from contract_parse import parse_feed
 from tests.adapter_helpers import (
     Recorder,
     adapter_loop,

@@ -24,7 +24,7 @@ from adapters.mapping import (
     parse_time,
     to_record,
 )
-from inference.ingest import parse_feed
+from contract_parse import parse_feed
 
 UTC = timezone.utc
 TUESDAY_14H = "2024-01-02T14:00:00Z"  # business hours, not the morning spike

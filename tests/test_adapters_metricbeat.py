@@ -12,7 +12,7 @@ import pytest
 import data_contract as dc
 from adapters.mapping import format_time
 from adapters.metricbeat import dataset, join
-from inference.ingest import parse_feed
+from contract_parse import parse_feed
 
 UTC = timezone.utc
 START = datetime(2024, 1, 3, 14, 0, tzinfo=UTC)  # a Wednesday afternoon: no morning spike

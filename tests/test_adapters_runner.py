@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from adapters import runner
-from adapters.base import Totals
+from adapters.base import new_totals
 from adapters.config import AdapterSettings
 from adapters.mongodb_adapter import SPEC, MongoAdapterConfig
 from adapters.state import StateWriteError
+from feedclient.outcomes import Counts
 from tests.adapter_helpers import ListSource, write_config
 from tests.env_helpers import unreadable_env
 
@@ -68,12 +69,12 @@ def test_the_daemon_loop_backs_off_on_a_write_error_and_goes_on(
     loop = loop_of(["--daemon", "--dry-run"], AdapterSettings(_env_file=None), tmp_path)
     stop, calls = threading.Event(), []
 
-    def poll(*, now: datetime, **_: Any) -> Totals:
+    def poll(*, now: datetime, **_: Any) -> Counts:
         calls.append(now)
         if len(calls) == 1:
             raise StateWriteError("cannot write the adapter state file x: No space left")
         stop.set()
-        return Totals()
+        return new_totals()
 
     loop.poll = poll  # type: ignore[method-assign]
     assert runner.run_daemon(loop, interval=0.01, stop=stop) == 0

@@ -15,7 +15,7 @@ import orjson
 import pandas as pd
 import pytest
 
-import metrics_generator as mg
+from fleet.generate import generate_fleet
 from tests.daemon_helpers import AUTH, KEY, free_port, start_daemon, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen, Path]]:
 
 
 def feed_day(url: str) -> None:
-    frame = mg.generate_fleet(n_servers=SERVERS, days=1.1, seed=11).frame
+    frame = generate_fleet(n_servers=SERVERS, days=1.1, seed=11).frame
     # moved by whole steps to end now: the daemon's clock would call older data silent
     now = pd.Timestamp.now("UTC").floor("5min")
     frame["timestamp"] += now - frame["timestamp"].max()

@@ -21,7 +21,7 @@ import orjson
 import pandas as pd
 import pytest
 
-import metrics_generator as mg
+from fleet.generate import generate_fleet
 from tests.daemon_helpers import AUTH, KEY, ROOT, free_port, start_daemon, wait_for
 
 pytestmark = pytest.mark.slow
@@ -46,7 +46,7 @@ def browser() -> object:
 
 def feed_day(url: str) -> list[str]:
     """A day of 5-minute steps for SERVERS servers, ending now; their names."""
-    frame = mg.generate_fleet(n_servers=SERVERS, days=1.05, seed=5).frame
+    frame = generate_fleet(n_servers=SERVERS, days=1.05, seed=5).frame
     frame["timestamp"] += pd.Timestamp.now("UTC").floor("5min") - frame["timestamp"].max()
     frame["timestamp"] = frame["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     records = frame.sort_values("timestamp").to_dict("records")

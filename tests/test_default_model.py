@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 import data_contract as dc
-import metrics_generator as mg
+from fleet.generate import generate_fleet
 from training import dataset as tds
 from training import load_artifact
 
@@ -20,7 +20,7 @@ def test_default_model_loads_and_forecasts_every_metric() -> None:
     assert loaded.config["targets"] == list(dc.METRIC_COLUMNS)
     assert "--until" in loaded.training_info["command"]
     # Years before the model's training data: windows must still be built.
-    frame = mg.generate_fleet(n_servers=2, days=2, seed=3, start="2014-03-01").frame
+    frame = generate_fleet(n_servers=2, days=2, seed=3, start="2014-03-01").frame
     prepared = tds.prepare_frame(frame)
     data = tds.dataset_from_json(loaded.config["dataset"], prepared)
     x, _ = next(iter(data.to_dataloader(train=False, batch_size=4)))

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import data_contract as dc
-import metrics_generator as mg
+from fleet.generate import generate_fleet
 from inference.fast_base import agrees, deviation
 from inference.forecast import HIGH, LOW, SeasonalNaiveForecaster, TFTForecaster
 from inference.service import InferenceService
@@ -36,7 +36,7 @@ def loaded() -> LoadedModel:
 
 @pytest.fixture(scope="module")
 def fleet_frame() -> pd.DataFrame:
-    frame = mg.generate_fleet(n_servers=3, days=1.6, seed=5).frame
+    frame = generate_fleet(n_servers=3, days=1.6, seed=5).frame
     gap = (frame.server_name == "ppdb001") & frame.timestamp.between(
         "2025-01-06T20:00", "2025-01-06T21:30"
     )

@@ -59,7 +59,7 @@ def test_restored_state_keeps_taking_ticks(tmp_path: Path) -> None:
     restore_state(second, tmp_path)
     result = second.feed(steps_body(["a"], 290))
     # the restored late window (36 steps) knows steps 253-288; older ones are stale
-    assert (result["applied"], result["duplicates"], result["stale"]) == (1, 36, 253)
+    assert (result.applied, result.duplicates, result.stale) == (1, 36, 253)
 
 
 def test_another_model_drops_the_saved_forecasts(tmp_path: Path) -> None:
@@ -451,7 +451,7 @@ def test_a_file_that_fails_while_loading_is_moved_aside_and_the_daemon_starts_em
     assert len(list(tmp_path.glob(f"{STATE_FILE}.bad-*"))) == 1
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "moved it to" in errors[0].getMessage()
-    assert fresh.feed(steps_body(["a"], 2))["applied"] == 2  # and it works
+    assert fresh.feed(steps_body(["a"], 2)).applied == 2  # and it works
 
 
 @pytest.mark.parametrize("history", [324, 288])

@@ -107,7 +107,7 @@ def test_servers_silent_past_evict_after_are_forgotten_and_rows_renumbered() -> 
     assert service.evict() == ["a"]
     assert service.buffers.names == ["b"] and list(service.cache) == [0]
     assert service.cache[0] is kept and service.feed_stats.evicted_servers == 1
-    assert service.feed(steps_body(["a"], 1, T0 + 289 * 300))["new_servers"] == 1
+    assert service.feed(steps_body(["a"], 1, T0 + 289 * 300)).new_servers == 1
 
 
 def test_stale_and_rejected_records_are_counted_and_logged_as_warnings(
@@ -119,7 +119,7 @@ def test_stale_and_rejected_records_are_counted_and_logged_as_warnings(
     bad = make_record("a", T0, state="melted")
     with caplog.at_level(logging.WARNING, logger="inference.feed"):
         result = service.feed(orjson.dumps([old, bad]))
-    assert (result["stale"], result["rejected"], result["status"]) == (1, 1, "partial")
+    assert (result.stale, result.rejected, result.status) == (1, 1, "partial")
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("1 of 2 records are stale" in m for m in messages)
     assert any("rejected 1 of 2 records" in m and "state" in m for m in messages)
@@ -132,5 +132,5 @@ def test_the_fast_feed_applies_only_bodies_the_fast_path_takes_whole() -> None:
     service = InferenceService(forecaster=SeasonalNaiveForecaster())
     mixed = orjson.dumps([make_record("a", T0), make_record("b", T0, cpu_user_pct="5")])
     assert service.feed_fast(mixed) is None and len(service.buffers) == 0
-    assert service.feed_fast(steps_body(["a"], 2))["applied"] == 2
-    assert service.feed(mixed)["applied"] == 1  # "a" at T0 is a duplicate now
+    assert service.feed_fast(steps_body(["a"], 2)).applied == 2
+    assert service.feed(mixed).applied == 1  # "a" at T0 is a duplicate now

@@ -16,11 +16,12 @@ import pandas as pd
 import pytest
 
 import data_contract as dc
-import fleet_model as fm
-import metrics_generator as mg
 import risk
+from feedclient.answer import FeedAnswer
+from fleet.events import Incident
+from fleet.profiles import PROFILE_BY_NAME
+from fleet.simulator import FleetSimulator
 from simfeed import scenarios as sc
-from simfeed.answers import FeedAnswer
 from simfeed.control import create_control_app
 from simfeed.records import aggregate_steps, to_records
 from simfeed.runner import (
@@ -94,7 +95,7 @@ def test_stream_clock_catches_up_then_runs_at_speed() -> None:
 
 
 def _ticks() -> pd.DataFrame:
-    sim = mg.FleetSimulator(n_servers=3, seed=1, step_seconds=60, start="2025-03-05T00:00:00Z")
+    sim = FleetSimulator(n_servers=3, seed=1, step_seconds=60, start="2025-03-05T00:00:00Z")
     return sim.advance(10)  # two 5-minute steps of five 60 s ticks
 
 
@@ -192,7 +193,7 @@ def test_backfill_sends_one_record_per_server_per_step_ending_at_now() -> None:
     assert (stamps.dt.floor(STEP) == stamps).all()
     assert not frame.duplicated(["server_name", "timestamp"]).any()
     # exactly the (server, step) pairs in which the simulated server was up
-    twin = mg.FleetSimulator(20, settings.seed, 5, start).advance(3 * 720)
+    twin = FleetSimulator(20, settings.seed, 5, start).advance(3 * 720)
     expected = set(zip(twin["server_name"], twin["timestamp"].dt.floor(STEP), strict=True))
     assert set(zip(frame["server_name"], stamps, strict=True)) == expected
     assert len(expected) >= 0.98 * 20 * 36
@@ -514,8 +515,8 @@ def test_warmup_progress_is_logged(caplog: pytest.LogCaptureFixture) -> None:
 # --- the simulator extensions and scenarios ------------------------------------------
 
 
-def _sim(tick: int = 300, n: int = 20, seed: int = 5) -> mg.FleetSimulator:
-    sim = mg.FleetSimulator(n, seed, tick, "2025-03-03T00:00:00Z")
+def _sim(tick: int = 300, n: int = 20, seed: int = 5) -> FleetSimulator:
+    sim = FleetSimulator(n, seed, tick, "2025-03-03T00:00:00Z")
     sim.advance(288)
     return sim
 
@@ -524,7 +525,7 @@ def _rows(frame: pd.DataFrame, server: str) -> pd.DataFrame:
     return frame[frame["server_name"] == server].reset_index(drop=True)
 
 
-def _last_incident(sim: mg.FleetSimulator, server: str) -> mg.Incident:
+def _last_incident(sim: FleetSimulator, server: str) -> Incident:
     return [i for i in sim.incidents if i.server == server][-1]
 
 
@@ -566,7 +567,7 @@ def test_unheld_servers_and_natural_incidents_unchanged() -> None:
 
 
 def test_defaults_and_dependents() -> None:
-    servers = mg.FleetSimulator(20).servers
+    servers = FleetSimulator(20).servers
     assert sc.default_servers("degrading", servers) == ["ppdb001", "ppml0001", "ppweb001"]
     assert sc.default_servers("cascade", servers) == ["ppdb001"]
     assert sc.default_servers("healthy", servers) == []
@@ -582,7 +583,7 @@ def test_defaults_and_dependents() -> None:
     with pytest.raises(ScenarioError, match="no servers|give no servers"):
         sc.check_servers("healthy", ["ppweb001"], servers)
     with pytest.raises(ScenarioError, match="has none"):
-        sc.check_servers("cascade", [], mg.FleetSimulator(2).servers)
+        sc.check_servers("cascade", [], FleetSimulator(2).servers)
 
 
 CRITICAL_WITHIN = 7  # 5-minute steps from a switch to critical (30 min ramp + 1)
@@ -666,7 +667,7 @@ def call(app: Any, method: str, path: str, **kwargs: Any) -> httpx.Response:
 
 @pytest.fixture
 def control() -> tuple[Any, ScenarioController]:
-    controller = ScenarioController(mg.FleetSimulator(20, 1, 300, "2025-03-05T00:00:00Z"))
+    controller = ScenarioController(FleetSimulator(20, 1, 300, "2025-03-05T00:00:00Z"))
     app = create_control_app(make_settings(), controller, lambda: {"buffered": 3})
     return app, controller
 
@@ -759,7 +760,7 @@ def test_control_422_names_the_field(
 
 
 def test_control_insecure_no_auth() -> None:
-    controller = ScenarioController(mg.FleetSimulator(7, 1, 300))
+    controller = ScenarioController(FleetSimulator(7, 1, 300))
     settings = Settings(_env_file=None, api_key=None, insecure_no_auth=True, control_port=0)
     app = create_control_app(settings, controller)
     assert call(app, "GET", "/scenario").status_code == 200
@@ -774,7 +775,7 @@ def _risk(frame: pd.DataFrame, server: str, profile: str) -> list[int]:
     repeated): a lower bound on what the daemon reports, whose forecast can only add."""
     current = _rows(frame, server)[list(dc.METRIC_COLUMNS)].to_numpy(np.float64)
     flat = np.repeat(np.repeat(current[:, None, :, None], 96, axis=1), 3, axis=3)
-    return [a.score for a in risk.assess(current, flat, fm.PROFILE_BY_NAME[profile].cores)]
+    return [a.score for a in risk.assess(current, flat, PROFILE_BY_NAME[profile].cores)]
 
 
 @pytest.mark.parametrize(
@@ -806,7 +807,7 @@ def test_streaming_status_line_sums_up_the_quiet_posts(caplog: pytest.LogCapture
     now = [0.0]
     sender = FeedSender(httpx.Client(), batch_size=10, max_records=100, clock=lambda: now[0])
     status = StatusLine(sender, lambda: now[0])
-    sender.stats.add(FeedAnswer(applied=7, duplicates=1), 8)
+    sender.count(FeedAnswer(applied=7, duplicates=1), 8)
     with caplog.at_level(logging.INFO, logger="simfeed.runner"):
         status.maybe_log()
         assert "Streaming" not in caplog.text

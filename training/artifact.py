@@ -7,13 +7,15 @@ models/tft_model_YYYYMMDD_HHMMSS/
     server_mapping.json        data_contract.create_server_mapping of the training servers
     data_contract_version.txt  CONTRACT_VERSION
 models/latest                  relative symlink to the newest (or a text file naming it)
+
+Written durably (durable.py): the files in a temporary directory, fsynced, renamed into
+place, then latest swapped; training_info.json is replaced with write_atomically.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +26,7 @@ from pytorch_forecasting import TemporalFusionTransformer
 from safetensors import SafetensorError
 
 from data_contract import CONTRACT_VERSION, METRIC_COLUMNS, TIME_FEATURES, VALID_STATES
+from durable import point_link, publish_directory, write_atomically
 from training.codec import CodecError, decode
 from training.model import model_from_json
 
@@ -58,8 +61,12 @@ class LoadedModel:
 # --- writing -------------------------------------------------------------------------
 
 
+def _json_text(data: Any) -> str:
+    return json.dumps(data, indent=2, allow_nan=False) + "\n"
+
+
 def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    path.write_text(_json_text(data), encoding="utf-8")
 
 
 def new_artifact_dir(out_dir: Path, now: datetime | None = None) -> Path:
@@ -91,30 +98,24 @@ def save_artifact(
     _write_json(tmp / TRAINING_INFO, training_info)
     _write_json(tmp / SERVER_MAPPING, server_mapping)
     (tmp / CONTRACT_FILE).write_text(CONTRACT_VERSION + "\n", encoding="utf-8")
-    tmp.rename(final)
+    publish_directory(tmp, final)  # each file and the directory fsynced, then renamed
     update_latest(out_dir, final.name)
     logger.info("saved model artifact %s", final)
     return final
 
 
 def write_training_info(directory: Path, training_info: dict[str, Any]) -> None:
-    """Replace an artifact's training_info.json atomically (e.g. to add its accuracy)."""
-    tmp = directory / f".{TRAINING_INFO}.tmp"
-    _write_json(tmp, training_info)
-    os.replace(tmp, directory / TRAINING_INFO)
+    """Replace an artifact's training_info.json durably (e.g. to add its accuracy)."""
+    write_atomically(directory / TRAINING_INFO, _json_text(training_info))
 
 
 def update_latest(out_dir: Path, name: str) -> None:
-    """Point out_dir/latest at ``name``: a relative symlink, else a text file."""
-    link, tmp = out_dir / LATEST, out_dir / f".{LATEST}.tmp"
-    tmp.unlink(missing_ok=True)
-    try:
-        tmp.symlink_to(name, target_is_directory=True)
-    except OSError:
-        tmp.write_text(name + "\n", encoding="utf-8")
+    """Point out_dir/latest at ``name`` durably: a relative symlink, else (no symlinks
+    on this file system) a text file naming it."""
+    link = out_dir / LATEST
     if link.is_dir() and not link.is_symlink():
         raise ArtifactError(f"{link} is a real directory; refusing to replace it")
-    os.replace(tmp, link)
+    point_link(link, name)
 
 
 # --- finding and validating ----------------------------------------------------------

@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from data_contract import require_valid
+from env_settings import configure_logging
 from training import azure, nab
 
 logger = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging()
     args = parse_args(argv)
     fleet = pd.read_parquet(args.fleet)
     corpus = build_corpus(fleet, real_sources(args), args.end)

@@ -38,6 +38,9 @@ from pytorch_forecasting.data.encoders import MultiNormalizer, NaNLabelEncoder, 
 from data_contract import (
     METRIC_COLUMNS,
     PERCENT_COLUMNS,
+    REPORTED_HORIZONS,
+    STEP_SECONDS,
+    STEPS_PER_DAY,
     TIME_FEATURES,
     VALID_STATES,
     aggregate_rows,
@@ -49,10 +52,11 @@ from training.normalizers import MetricNormalizer
 
 logger = logging.getLogger(__name__)
 
-STEP_SECONDS = 300
-ENCODER_LENGTH = 288  # 24 h of 5-minute steps
-HORIZON = 96  # 8 h
-REPORTED_HORIZONS = {"30min": 6, "1h": 12, "8h": 96}
+# STEP_SECONDS: the contract's step (imported above); the trainer's defaults below.
+ENCODER_LENGTH = STEPS_PER_DAY  # 288: 24 h of 5-minute steps
+HORIZON = REPORTED_HORIZONS["8h"]  # 96: the farthest reported horizon
+# The contract's reported horizons, under the labels artifacts' metadata has always used.
+REPORTED_HORIZONS = dict(zip(("30min", "1h", "8h"), REPORTED_HORIZONS.values(), strict=True))
 TIME_ORIGIN = pd.Timestamp("1970-01-01", tz="UTC")
 OFFLINE_STATE = "offline"
 

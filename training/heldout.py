@@ -30,6 +30,7 @@ import pandas as pd
 from pytorch_forecasting import TemporalFusionTransformer
 
 import data_contract as dc
+from env_settings import configure_logging
 from inference.forecast import Forecaster, TFTForecaster
 from training import scoring
 from training.artifact import LoadedModel, load_artifact, write_training_info
@@ -73,7 +74,11 @@ def cutoff_steps(panel: scoring.Panel, cutoff: Any) -> np.ndarray:
 
 
 def gather(
-    forecaster: Forecaster, frame: pd.DataFrame, cutoff: Any, every: int, encoder: int = 288
+    forecaster: Forecaster,
+    frame: pd.DataFrame,
+    cutoff: Any,
+    every: int,
+    encoder: int = dc.STEPS_PER_DAY,
 ) -> Origins:
     """Build the origins' windows and forecast them; the forecaster reads the last
     ``encoder`` steps of each window (a day or longer, for seasonal naive)."""
@@ -214,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="the model's training data")
     parser.add_argument("--write", action="store_true", help="into its training_info.json")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging()
     loaded = load_artifact(args.model)
     frame = pd.read_parquet(args.data)
     dc.require_valid(frame, source=str(args.data))

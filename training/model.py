@@ -11,11 +11,11 @@ from pytorch_forecasting import TemporalFusionTransformer, TimeSeriesDataSet
 from pytorch_forecasting.metrics import MultiLoss, QuantileLoss
 from torch import nn
 
-from data_contract import METRIC_COLUMNS
+from data_contract import METRIC_COLUMNS, QUANTILE_LEVELS
 from training import recurrence
 from training.dataset import STEP_SECONDS
 
-QUANTILES = (0.1, 0.5, 0.9)
+QUANTILES = QUANTILE_LEVELS  # (0.1, 0.5, 0.9): the contract's p10, p50, p90
 #: hparams that are objects: stored through the codec or not at all.
 _OBJECT_HPARAMS = ("loss", "logging_metrics", "output_transformer", "dataset_parameters")
 

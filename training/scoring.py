@@ -30,12 +30,12 @@ import data_contract as dc
 from inference.ingest import STATE_CODES
 from training.dataset import OFFLINE_STATE, time_index
 
-SEASON = 288  # one day of 5-minute steps
-HORIZONS = {"30m": 6, "1h": 12, "8h": 96}
-HOUR = 12  # steps in the last-hour mean
-TREND = 72  # steps in the predict_linear fit (6 h)
-LOW = np.array([m.low for m in dc.METRICS])
-HIGH = np.array([np.inf if m.high is None else m.high for m in dc.METRICS])
+SEASON = dc.STEPS_PER_DAY  # 288: one day of 5-minute steps
+HORIZONS = dc.REPORTED_HORIZONS  # {"30m": 6, "1h": 12, "8h": 96}
+HOUR = dc.STEPS_PER_HOUR  # 12: steps in the last-hour mean
+TREND = 6 * dc.STEPS_PER_HOUR  # 72: steps in the predict_linear fit (6 h)
+LOW = dc.METRIC_LOW
+HIGH = dc.METRIC_HIGH
 #: Smallest MASE scale per metric, in its units: 0.1 percentage point, 0.01 day, 0.1
 #: connection, 0.01 load, 1e-4 MB/s (real NetworkIn series run at 1e-4 to 1 MB/s).
 _FLOORS = {
@@ -84,7 +84,7 @@ def carry_forward(values: np.ndarray, observed: np.ndarray) -> np.ndarray:
     return out
 
 
-def dense_panel(frame: pd.DataFrame, step_seconds: int = 300) -> Panel:
+def dense_panel(frame: pd.DataFrame, step_seconds: int = dc.STEP_SECONDS) -> Panel:
     """A contract frame on a regular grid shared by all servers."""
     steps = time_index(frame["timestamp"], step_seconds).to_numpy()
     first = int(steps.min())

@@ -46,6 +46,7 @@ from pytorch_forecasting import TemporalFusionTransformer, TimeSeriesDataSet
 from torch.utils.data import DataLoader
 
 from data_contract import ContractError, create_server_mapping, require_valid
+from env_settings import configure_logging
 from training import dataset, deterministic, heldout, recurrence
 from training.artifact import ArtifactError, load_artifact, save_artifact
 from training.batches import epoch_windows
@@ -296,9 +297,7 @@ def _int_or_float(text: str) -> int | float:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; exit status 0 ok, 1 unreadable or unusable data, 2 contract errors."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging()
     args = parse_args(argv)
     given = sys.argv[1:] if argv is None else argv
     command = shlex.join(["python", "-m", "training.tft_trainer", *given])

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import risk
+from env_settings import configure_logging
 from training import warning_data as wd
 from training.warning_data import Rows
 from trouble import evidence as ev
@@ -193,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     from training.artifact import load_artifact
 
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging("INFO")
     torch.set_num_threads(args.threads)
     loaded = load_artifact(args.model)
     nab_dir = None if args.no_nab else args.nab

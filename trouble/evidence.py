@@ -28,11 +28,11 @@ import numpy as np
 import data_contract as dc
 import risk
 
-DAY = 288  # steps in 24 h
+DAY = dc.STEPS_PER_DAY  # 288: steps in 24 h
 TRACK = 36  # steps of "how closely today tracks yesterday" (3 h)
 HISTORY_STEPS = DAY + TRACK  # 324: the origin and the 323 steps before it
-HOUR = 12  # steps in 1 h
-HORIZON = 96  # steps in 8 h
+HOUR = dc.STEPS_PER_HOUR  # 12: steps in 1 h
+HORIZON = dc.REPORTED_HORIZONS["8h"]  # 96: steps in 8 h
 HORIZONS = (HOUR, HORIZON)  # the two probabilities: critical within 1 h, within 8 h
 JITTER = 6  # steps (30 min) either side of yesterday's window
 TRACK_TOLERANCE = 0.5  # |today - yesterday| within half the warning-critical gap tracks

@@ -1,5 +1,6 @@
-"""/feed body validation: the fast path agrees with the contract's MetricRecord, and every
-problem is named as {index, field, problem}."""
+"""contract_parse: /feed body validation (the daemon's and the adapters'): the fast path
+agrees with the contract's MetricRecord, and every problem is named as
+{index, field, problem}."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import contract_parse as cp
 import data_contract as dc
-from inference import ingest
-from inference.ingest import FeedRejected, parse_feed
+from contract_parse import FeedRejected, parse_feed
 
 # The spec's /feed example (ARCHITECTURE_GUIDE section 2), verbatim.
 SPEC_EXAMPLE = b"""[
@@ -70,7 +71,7 @@ ACCEPTED_BY_THE_MODEL = [
 def test_fast_and_exact_paths_agree(change: dict) -> None:
     records = [record(), record(server_name="other", **change)]
     body = orjson.dumps(records)
-    exact = ingest._checked_batch(ingest._RECORDS.validate_json(body))
+    exact = cp._checked_batch(cp._RECORDS.validate_json(body))
     got = parse_feed(body)
     assert got.names == exact.names
     np.testing.assert_array_equal(got.seconds, exact.seconds)
@@ -80,10 +81,10 @@ def test_fast_and_exact_paths_agree(change: dict) -> None:
 
 
 def test_fast_path_takes_the_usual_shape_and_defers_the_rest() -> None:
-    assert ingest.fast_batch([record(), record(server_name="b")]) is not None
+    assert cp.fast_batch([record(), record(server_name="b")]) is not None
     for change in ACCEPTED_BY_THE_MODEL[1:4]:  # 42.0 for an int, offsets, fractions: fast
-        assert ingest.fast_batch([record(**change)]) is None, change
-    assert ingest.fast_batch([record(cpu_user_pct=True)]) is None  # bool is not a number
+        assert cp.fast_batch([record(**change)]) is None, change
+    assert cp.fast_batch([record(cpu_user_pct=True)]) is None  # bool is not a number
 
 
 BAD = [
@@ -148,7 +149,7 @@ def test_an_integer_past_64_bits_is_rejected_by_name_and_the_rest_kept() -> None
     not turn it into a crash (found by the fuzz tests)."""
     body = orjson.dumps([record(), record(server_name="b"), record(cpu_user_pct=200.0)])
     body = body.replace(b'"front_close_wait":0', b'"front_close_wait":18446744073709551616', 1)
-    batch, errors = ingest.parse_records(body)
+    batch, errors = cp.parse_records(body)
     assert batch.names == ["b"] and batch.positions().tolist() == [1]
     assert {(e["index"], e["field"]) for e in errors} == {
         (0, "front_close_wait"),
@@ -165,8 +166,8 @@ OUT_OF_RANGE = ["1969-12-31T23:00:00Z", "0001-01-01T00:00:00+01:00", "9999-12-31
 @pytest.mark.parametrize("name", BAD_NAMES, ids=repr)
 def test_the_fast_path_defers_bad_names_and_the_model_names_them(name: str) -> None:
     records = [record(), record(server_name=name)]
-    assert ingest.fast_batch(records) is None
-    batch, errors = ingest.parse_records(orjson.dumps(records))
+    assert cp.fast_batch(records) is None
+    batch, errors = cp.parse_records(orjson.dumps(records))
     assert batch.names == ["ppml0001"]
     assert [(e["index"], e["field"]) for e in errors] == [(1, "server_name")]
 
@@ -174,13 +175,13 @@ def test_the_fast_path_defers_bad_names_and_the_model_names_them(name: str) -> N
 @settings(max_examples=200, derandomize=True, deadline=None, database=None)
 @given(st.text(max_size=260))
 def test_the_fast_path_takes_exactly_the_names_the_contract_accepts(name: str) -> None:
-    taken = ingest.fast_batch([record(server_name=name)]) is not None
+    taken = cp.fast_batch([record(server_name=name)]) is not None
     assert taken == (dc.server_name_problem(name) is None)
 
 
 @pytest.mark.parametrize("name", ["wéb 01", "a,b", "x" * 253])
 def test_the_fast_path_takes_printable_names(name: str) -> None:
-    assert ingest.fast_batch([record(server_name=name)]).names == [name]
+    assert cp.fast_batch([record(server_name=name)]).names == [name]
 
 
 @pytest.mark.parametrize("stamp", OUT_OF_RANGE)
@@ -188,14 +189,14 @@ def test_timestamps_outside_the_contract_range_are_named_not_applied(stamp: str)
     """0001-01-01T00:00:00+01:00 was taken by the fast path (a stale tick), 1969 applied to a
     new server; the model raised OverflowError (a 500) on both ends."""
     records = [record(), record(timestamp=stamp)]
-    assert ingest.fast_batch(records[1:]) is None
-    batch, errors = ingest.parse_records(orjson.dumps(records))
+    assert cp.fast_batch(records[1:]) is None
+    batch, errors = cp.parse_records(orjson.dumps(records))
     assert len(batch) == 1 and [(e["index"], e["field"]) for e in errors] == [(1, "timestamp")]
 
 
 def test_problems_are_listed_up_to_the_limit_and_all_counted() -> None:
     records = [record(), *([{}] * 3000), record(cpu_user_pct=120.0)]
-    batch, problems = ingest.check_records(records, listed=100)
+    batch, problems = cp.check_records(records, listed=100)
     assert len(batch) == 1 and problems.rejected == 3001
     assert len(problems.errors) == 100
     assert {e["index"] for e in problems.errors} == set(range(1, 7))  # 17 each, in order
@@ -207,19 +208,19 @@ def test_problems_are_listed_up_to_the_limit_and_all_counted() -> None:
 
 def test_parse_records_still_lists_every_problem() -> None:
     """The adapters check their records with it, and quarantine each one by its error."""
-    _, errors = ingest.parse_records(orjson.dumps([{}] * 200))
+    _, errors = cp.parse_records(orjson.dumps([{}] * 200))
     assert len(errors) == 17 * 200 and {e["index"] for e in errors} == set(range(200))
 
 
 def test_a_record_with_very_many_fields_is_one_problem() -> None:
     crowded = {f"k{i}": 0 for i in range(5000)}
-    _, errors = ingest.parse_records(orjson.dumps([record(), crowded]))
+    _, errors = cp.parse_records(orjson.dumps([record(), crowded]))
     assert [(e["index"], e["field"]) for e in errors] == [(1, "(record)")]
     assert "5000 fields" in errors[0]["problem"]
 
 
 def test_a_body_past_the_record_limit_is_refused_before_checking() -> None:
-    with pytest.raises(ingest.TooManyRecords) as caught:
-        ingest.load_records(orjson.dumps([{}] * 11), max_records=10)
+    with pytest.raises(cp.TooManyRecords) as caught:
+        cp.load_records(orjson.dumps([{}] * 11), max_records=10)
     assert "11 records" in str(caught.value) and "TFT_MAX_RECORDS_PER_BODY" in str(caught.value)
-    assert len(ingest.load_records(orjson.dumps([{}] * 10), max_records=10)) == 10
+    assert len(cp.load_records(orjson.dumps([{}] * 10), max_records=10)) == 10

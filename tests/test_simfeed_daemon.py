@@ -1,11 +1,12 @@
-"""The metrics generator daemon: settings, CLI, and one end-to-end run with real sockets.
+"""The metrics generator daemon (simfeed.daemon): settings, CLI, and one end-to-end run
+with real sockets.
 
-The end-to-end test runs metrics_generator_daemon.py as a real process against a stub
-/feed receiver (stdlib HTTP server in a thread: checks the key, validates every record as
-data_contract.MetricRecord, stores the batches in arrival order), stops the stub for 1.5
-seconds while ticks keep coming, starts it again, and checks that every record the
-generator produced arrived exactly once, in order per server. Unit tests of the parts are
-in test_simfeed.py.
+The end-to-end test runs metrics_generator_daemon.py (the entry script) as a real process
+against a stub /feed receiver (stdlib HTTP server in a thread: checks the key, validates
+every record as data_contract.MetricRecord, stores the batches in arrival order), stops the
+stub for 1.5 seconds while ticks keep coming, starts it again, and checks that every record
+the generator produced arrived exactly once, in order per server. Unit tests of the parts
+are in test_simfeed.py.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import uvicorn
 from pydantic import TypeAdapter, ValidationError
 
 import data_contract as dc
-import metrics_generator_daemon as mgd
+from simfeed import daemon
 from simfeed.runner import make_client
 from simfeed.sender import FeedSender
 from simfeed.settings import Settings
@@ -71,18 +72,18 @@ def test_settings_from_env_file_and_environment(
 
 
 def test_cli_flags_override_only_what_is_given() -> None:
-    args = mgd.parse_args(
+    args = daemon.parse_args(
         ["--servers", "5", "--scenario", "cascade", "--scenario-servers", "ppdb001, ppdb002"]
     )
     assert args == {"servers": 5, "scenario": "cascade", "scenario_servers": ["ppdb001", "ppdb002"]}
-    assert mgd.parse_args(["--insecure-no-auth"]) == {"insecure_no_auth": True}
+    assert daemon.parse_args(["--insecure-no-auth"]) == {"insecure_no_auth": True}
     with pytest.raises(SystemExit):
-        mgd.parse_args(["--scenario", "meteor"])
+        daemon.parse_args(["--scenario", "meteor"])
 
 
 def test_write_cores_for_the_daemons_load_per_core(tmp_path: Path) -> None:
     path = tmp_path / "cores.json"
-    assert mgd.main(["--servers", "20", "--write-cores", str(path)]) == 0
+    assert daemon.main(["--servers", "20", "--write-cores", str(path)]) == 0
     cores = json.loads(path.read_text())
     assert len(cores) == 20
     some = {name: cores[name] for name in ("ppml0001", "ppdb001", "ppweb001", "ppgen001")}
@@ -92,7 +93,7 @@ def test_write_cores_for_the_daemons_load_per_core(tmp_path: Path) -> None:
 @pytest.fixture
 def quiet_main(monkeypatch: pytest.MonkeyPatch) -> None:
     """main() without its logging setup (which would replace pytest's log capture)."""
-    monkeypatch.setattr(mgd, "configure_logging", lambda level: None)
+    monkeypatch.setattr(daemon, "configure_logging", lambda *args, **kwargs: None)
     monkeypatch.setenv("TFT_API_KEY", KEY)
 
 
@@ -100,8 +101,8 @@ def quiet_main(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_main_refuses_bad_settings_without_showing_the_key(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    assert mgd.main(["--batch-size", "6000"]) == 2
-    assert mgd.main(["--buffer-records", "10", "--batch-size", "100"]) == 2
+    assert daemon.main(["--batch-size", "6000"]) == 2
+    assert daemon.main(["--buffer-records", "10", "--batch-size", "100"]) == 2
     assert "batch_size" in caplog.text and "buffer_records must be at least" in caplog.text
     assert KEY not in caplog.text
 
@@ -112,13 +113,13 @@ def test_main_refuses_unknown_scenario_servers_and_a_busy_port(
 ) -> None:
     common = ["--backfill-hours", "0", "--daemon-url", "http://127.0.0.1:9"]
     bad = ["--scenario", "critical", "--scenario-servers", "nope001", "--control-port", "0"]
-    assert mgd.main(common + bad) == 2
+    assert daemon.main(common + bad) == 2
     assert "unknown server(s): nope001" in caplog.text
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        assert mgd.main([*common, "--control-port", str(port)]) == 2
+        assert daemon.main([*common, "--control-port", str(port)]) == 2
     assert "Cannot start" in caplog.text
 
 

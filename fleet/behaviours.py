@@ -12,7 +12,7 @@ cluster-trace analyses, Lu et al. 2017 and Guo et al. 2019), and how it is model
   (uptime_days drops to 0): idle and cron VMs and a quarter of the other servers; the
   others' memory barely follows the daily load (a quarter of the profile's swing; batch
   VMs' memory moves with their jobs). Real VM memory is a level with noise around it:
-  the mean of the last hour forecasts it better than the last value (fleet_model);
+  the mean of the last hour forecasts it better than the last value (fleet.metrics);
 - network rates in KB/s (0.0002-0.05 MB/s) as well as MB/s;
 - metrics a source does not report, a constant zero column: swap (no swap configured),
   java_cpu_pct (no JVM agent), both close-wait counters (no connection collector).
@@ -29,11 +29,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 import data_contract as dc
-import fleet_model as fm
-from fleet_model import Array
+from fleet import Array
+from fleet.metrics import Clock, Modifiers
+from fleet.servers import ServerTable
 
-GRID_S = 300  # behaviours change on this grid (seconds), so every step sees one value
-DAY_UNITS = 86_400 // GRID_S
+# Behaviours change on the grid of the model's steps (data_contract.STEP_SECONDS), so
+# every step sees one value; timelines count time in these grid units.
+DAY_UNITS = 86_400 // dc.STEP_SECONDS
 NEVER = -(2**40)  # "no restart yet", in grid units
 MEM_SWING = 0.25  # share of the profile's daily memory swing kept (not batch VMs)
 Draw = Callable[[np.random.Generator, dict[str, Array], int], tuple[Array, dict[str, Array]]]
@@ -41,7 +43,7 @@ Draw = Callable[[np.random.Generator, dict[str, Array], int], tuple[Array, dict[
 
 def _units(hours: Array) -> Array:
     """Hours -> whole grid units, at least one."""
-    return np.maximum(1, np.rint(np.asarray(hours) * 3600 / GRID_S)).astype(np.int64)
+    return np.maximum(1, np.rint(np.asarray(hours) * 3600 / dc.STEP_SECONDS)).astype(np.int64)
 
 
 class Timeline:
@@ -117,7 +119,7 @@ def _bursts_draw(per_day: Array) -> Draw:
     """Idle VM bursts: 5-30 minutes at 20-70 % CPU, per_day of them a day on average."""
     mean_gap_h = 24 / per_day[:, None]
     return _alternating(
-        lambda rng, shape: rng.uniform(1, 6.999, shape).astype(int) * GRID_S / 3600,
+        lambda rng, shape: rng.uniform(1, 6.999, shape).astype(int) * dc.STEP_SECONDS / 3600,
         lambda rng, shape: rng.exponential(1.0, shape) * mean_gap_h,
         lambda rng, shape: rng.uniform(20, 70, shape),
     )
@@ -155,19 +157,19 @@ def draw_traits(profiles: Array, rng: np.random.Generator) -> Traits:
     vm = np.isin(profiles, ["idle_vm", "cron_vm"])
     batch = profiles == "batch_vm"
     cron = (profiles == "cron_vm") | (~vm & ~batch & (rng.random(n) < 0.15))
-    cron_at = rng.integers(0, DAY_UNITS, n) * GRID_S
+    cron_at = rng.integers(0, DAY_UNITS, n) * dc.STEP_SECONDS
     heavy = profiles == "cron_vm"
     return Traits(
         jobs=batch,
         bursts=profiles == "idle_vm",
         cron_at=np.where(cron, cron_at, -1),
-        cron_len=rng.integers(2, 7, n) * GRID_S,  # 10-30 minutes
+        cron_len=rng.integers(2, 7, n) * dc.STEP_SECONDS,  # 10-30 minutes
         cron_cpu=np.where(heavy, rng.uniform(55, 85, n), rng.uniform(15, 35, n)),
         deploys=vm | (~batch & (rng.random(n) < 0.25)),
     )
 
 
-def adjust_params(p: fm.ServerTable, profiles: Array, rng: np.random.Generator) -> fm.ServerTable:
+def adjust_params(p: ServerTable, profiles: Array, rng: np.random.Generator) -> ServerTable:
     """Static traits: idle VMs' CPU spread over 0.8-4 %, KB/s networks, unreported metrics,
     memory that barely follows the daily load (MEM_SWING, except batch VMs' jobs)."""
     n, idle = len(profiles), profiles == "idle_vm"
@@ -192,7 +194,7 @@ def adjust_params(p: fm.ServerTable, profiles: Array, rng: np.random.Generator) 
 class FleetBehaviours:
     """The realistic mix's behaviours of one fleet: static traits and time-varying ones."""
 
-    def __init__(self, profiles: list[str], params: fm.ServerTable, seed: int, start_ns: int):
+    def __init__(self, profiles: list[str], params: ServerTable, seed: int, start_ns: int):
         names, rng = np.array(profiles), np.random.default_rng([seed, 3])
         self.traits = draw_traits(names, rng)
         self.params = adjust_params(params, names, rng)
@@ -209,21 +211,21 @@ class FleetBehaviours:
         until = _units(rng.uniform(0, 24 * mean_days))
         self.deploys = Timeline(first, until, _deploys_draw(mean_days), [seed, 6], ("restart",))
 
-    def modifiers(self, clock: fm.Clock) -> fm.Modifiers:
+    def modifiers(self, clock: Clock) -> Modifiers:
         """The chunk's activity multiplier and additions, memory levels and restarts."""
         t, p = self.traits, self.params
         seconds = (clock.ns - self.start_ns) // 10**9
-        units = seconds // GRID_S
+        units = seconds // dc.STEP_SECONDS
         jobs, bursts, deploys = self.jobs.at(units), self.bursts.at(units), self.deploys.at(units)
         mult = np.where(t.jobs, jobs["level"] + (1 - jobs["on"]) * 1.2, p.cpu) / p.cpu
         cpu_add = np.where(t.bursts, bursts["level"], 0.0) + self._cron(clock) * t.cron_cpu
         since = deploys["since_restart"]
-        restart_h = (seconds[:, None] - since * GRID_S) / 3600
+        restart_h = (seconds[:, None] - since * dc.STEP_SECONDS) / 3600
         restart_h = np.where(t.deploys & (since > NEVER), restart_h, np.inf)
         mem = np.where(t.deploys, deploys["mem"], np.nan)
-        return fm.Modifiers(mult, cpu_add, mem, restart_h)
+        return Modifiers(mult, cpu_add, mem, restart_h)
 
-    def _cron(self, clock: fm.Clock) -> Array:
+    def _cron(self, clock: Clock) -> Array:
         """(K, n) whether each server's daily cron job is running."""
         second_of_day = (clock.ns // 10**9) % 86_400
         into = (second_of_day[:, None] - self.traits.cron_at) % 86_400
