@@ -45,8 +45,8 @@ class StepRing:
 
     def __init__(
         self,
-        encoder_length: int = 288,
-        step_seconds: int = 300,
+        encoder_length: int = dc.STEPS_PER_DAY,
+        step_seconds: int = dc.STEP_SECONDS,
         max_servers: int = 10_000,
         late_steps: int = 36,
         close_grace_s: float = 30.0,
